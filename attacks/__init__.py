@@ -1,0 +1,86 @@
+"""The evaluation attacks, one module each (registered under the ``bench.attacks`` entry points).
+
+- ``identity``: no distortion.
+- ``erasure``: one black rectangle per clip covering a fraction ``area`` of the frame.
+- ``blur``: Gaussian blur per frame with an odd ``kernel`` (3/5/7), OpenCV's sigma rule.
+- ``noise``: additive Gaussian noise of std ``sigma`` on [0, 1] values, then clamped.
+- ``rotation``: rotation by ``angle`` degrees about the centre, bilinear, zero fill.
+- ``h264``: a real H.264 round trip (PyAV's libx264, in memory, yuv420p) at a ``crf``.
+
+Every attack has an exact, seeded evaluation form (``attack(frames, generator)``) and a
+differentiable training form (``attack.train_form()``) with the same parameters. A parameter
+given as a tuple ``(lo, hi)`` is drawn U(lo, hi) per row from the row's generator.
+
+This module imports nothing heavy; the helpers below are shared by the attack modules.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from bench.api import BenchError
+
+
+def parse_float_or_range(value: Any, name: str, lo: float, hi: float) -> float | tuple:
+    """Normalise a parameter to a float or a ``(lo, hi)`` tuple of floats within [lo, hi].
+
+    Lists (from TOML or the CLI) become tuples so the params stay hashable and canonical.
+    """
+    if isinstance(value, (list, tuple)):
+        if len(value) != 2:
+            raise BenchError(f"{name} range must be (low, high), got {value!r}")
+        low, high = (_as_float(v, name) for v in value)
+        if not (lo <= low <= high <= hi):
+            raise BenchError(f"{name} range must satisfy {lo} <= low <= high <= {hi}, "
+                             f"got {value!r}")
+        return (low, high)
+    number = _as_float(value, name)
+    if not (lo <= number <= hi):
+        raise BenchError(f"{name} must lie in [{lo}, {hi}], got {value!r}")
+    return number
+
+
+def _as_float(value: Any, name: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise BenchError(f"{name} must be a number, got {value!r}")
+    number = float(value)
+    if not math.isfinite(number):
+        raise BenchError(f"{name} must be finite, got {value!r}")
+    return number
+
+
+def draw_uniform(value: float | tuple, count: int, generator) -> list[float]:
+    """``count`` values: ``value`` repeated if fixed, else drawn U(lo, hi) from ``generator``.
+
+    A fixed value consumes no randomness.
+    """
+    if not isinstance(value, tuple):
+        return [float(value)] * count
+    import torch
+
+    low, high = value
+    u = torch.rand(count, generator=generator, device=generator.device, dtype=torch.float64)
+    return [low + (high - low) * float(x) for x in u.cpu()]
+
+
+def check_video(frames, batched: bool = False) -> None:
+    """Raise ``BenchError`` unless ``frames`` is a float tensor (T, 3, H, W) or (B, T, 3, H, W)."""
+    shape = "(B, T, 3, H, W)" if batched else "(T, 3, H, W)"
+    ndim = 5 if batched else 4
+    if not hasattr(frames, "is_floating_point") or not frames.is_floating_point():
+        raise BenchError(f"attack input must be a float tensor {shape}, got {type(frames)}")
+    if frames.ndim != ndim or frames.shape[-3] != 3:
+        raise BenchError(f"attack input must have shape {shape}, got {tuple(frames.shape)}")
+
+
+def straight_through(inputs, outputs):
+    """Forward ``outputs``, backward the identity onto ``inputs`` (a straight-through estimator)."""
+    return outputs.detach() + (inputs - inputs.detach())
+
+
+def check_params(attack, params) -> None:
+    """Raise ``BenchError`` unless ``params`` is an instance of ``attack.Params``."""
+    if not isinstance(params, attack.Params):
+        raise BenchError(f"attack {attack.name!r} needs {attack.Params.__qualname__}, "
+                         f"got {type(params).__name__}")

@@ -1,0 +1,1 @@
+"""Comparison methods: weight-free controls (identity, dct-qim) and the paper's baselines."""

@@ -1,0 +1,142 @@
+"""Command line: ``python -m bench {run,report,gate,compare,list,weights}``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from bench.api import BenchError
+
+
+def _cmd_list(args) -> int:
+    from tabulate import tabulate
+
+    from bench import registry
+
+    if args.kind == "profiles":
+        from bench.profiles import available, load_profile
+
+        rows = [(n, load_profile(n).description) for n in available()]
+        print(tabulate(rows, headers=["profile", "description"]))
+        return 0
+    rows = []
+    for name in registry.names(args.kind, args.pattern):
+        version, desc = registry.describe(args.kind, name)
+        rows.append((name, version, desc))
+    print(tabulate(rows, headers=[args.kind[:-1], "version", "description"]))
+    return 0
+
+
+def _cmd_run(args) -> int:
+    from bench.runner import RunConfig, run
+
+    if args.limit is not None and args.limit <= 0:
+        raise BenchError("--limit must be a positive number of prompts")
+    config = RunConfig(methods=args.methods, attacks=args.attacks, profile=args.profile,
+                       source=args.source, limit=args.limit, out=Path(args.out), seed=args.seed,
+                       device=args.device, cache_dir=None if args.no_cache else
+                       (Path(args.cache) if args.cache else RunConfig().cache_dir),
+                       progress=not args.quiet)
+    summary = run(config)
+    print(f"{summary.rows} rows over {summary.clips} clips in {summary.wall_s:.1f} s "
+          f"({summary.computed_rows} computed, the rest from the cache); "
+          f"status: {summary.statuses}; results in {summary.out}")
+    return 0
+
+
+def _cmd_report(args) -> int:
+    from bench.report import build_report
+
+    paths = build_report(Path(args.results), Path(args.out))
+    print(f"report written to {args.out} ({len(paths)} files)")
+    return 0
+
+
+def _cmd_gate(args) -> int:
+    from bench.gate import run_gate
+
+    return run_gate(Path(args.results), Path(args.thresholds))
+
+
+def _cmd_compare(args) -> int:
+    from bench.compare import compare_folders, format_compare
+
+    result = compare_folders(Path(args.reference), Path(args.candidate), device=args.device)
+    print(format_compare(result))
+    if args.json:
+        from bench.results import atomic_write_bytes
+
+        atomic_write_bytes(Path(args.json), json.dumps(result, indent=2).encode())
+    return 0
+
+
+def _cmd_weights(args) -> int:
+    from bench.weights import format_weights_table, list_weights
+
+    print(format_weights_table(list_weights()))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    sub = p.add_subparsers(dest="command", required=True)
+
+    q = sub.add_parser("list", help="registered methods, attacks, metrics, sources, profiles")
+    q.add_argument("kind", choices=["methods", "attacks", "metrics", "sources", "profiles"])
+    q.add_argument("pattern", nargs="?", default="*", help="glob on names, e.g. 'safe-sora*'")
+    q.set_defaults(func=_cmd_list)
+
+    q = sub.add_parser("run", help="embed, attack, extract and score")
+    q.add_argument("--methods", default="all", help="all, or comma-separated names/globs")
+    q.add_argument("--attacks", default="all", help="all, or comma-separated names/globs")
+    q.add_argument("--profile", default="default", help="profile name or TOML path")
+    q.add_argument("--source", default="generated", help="generated, or folder:PATH")
+    q.add_argument("--limit", type=int, default=None, help="first N prompts only")
+    q.add_argument("--out", default="results/latest", help="results folder")
+    q.add_argument("--seed", type=int, default=0)
+    q.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
+    q.add_argument("--cache", default=None, help="cache folder (default: "
+                   "$SAFESORA_BENCH_CACHE or ~/.cache/safesora-bench)")
+    q.add_argument("--no-cache", action="store_true", help="compute everything afresh")
+    q.add_argument("--quiet", action="store_true", help="no progress bar")
+    q.set_defaults(func=_cmd_run)
+
+    q = sub.add_parser("report", help="tables and figures from a results folder")
+    q.add_argument("--results", default="results/latest")
+    q.add_argument("--out", default="reports/latest")
+    q.set_defaults(func=_cmd_report)
+
+    q = sub.add_parser("gate", help="fail on a regression against a reference run")
+    q.add_argument("--results", required=True)
+    q.add_argument("--thresholds", required=True, help="TOML file of floors and tolerances")
+    q.set_defaults(func=_cmd_gate)
+
+    q = sub.add_parser("compare", help="video metrics between two folders of mp4 files")
+    q.add_argument("--reference", required=True)
+    q.add_argument("--candidate", required=True)
+    q.add_argument("--json", default=None, help="also write the result as one JSON object")
+    q.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
+    q.set_defaults(func=_cmd_compare)
+
+    q = sub.add_parser("weights", help="every weight file the benchmark uses, and its state")
+    q.set_defaults(func=_cmd_weights)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except BenchError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted: finished rows are in the cache; rerun the same command to resume",
+              file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,202 @@
+"""The contracts every source, method, attack and metric satisfies.
+
+Tensors: a video is ``float32 (T, 3, H, W)`` in [0, 1], RGB; batches add a leading ``B``.
+A logo (the watermark image) is ``float32 (3, h, w)`` in [0, 1]. Nothing is modified in place.
+"""
+
+from __future__ import annotations
+
+import abc
+import dataclasses
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar, Iterator, Optional
+
+import torch
+
+
+class BenchError(Exception):
+    """An error whose message is meant for the user (bad input, unknown name, bad file)."""
+
+
+@dataclass(frozen=True)
+class Clip:
+    """A cover video. ``frames``: float32 (T, 3, H, W) in [0, 1]; ``fps``: frames per second.
+
+    ``latent`` / ``features`` are present only when the source is a real generator that
+    exposes its latent video (Safe-Sora may use them); offline sources leave them ``None``.
+    """
+
+    id: str
+    prompt: str
+    frames: torch.Tensor
+    fps: float = 8.0
+    latent: Optional[torch.Tensor] = None
+    features: Optional[dict] = None
+
+
+@dataclass(frozen=True)
+class Logo:
+    """A watermark image. ``image``: float32 (3, h, w) in [0, 1]."""
+
+    id: str
+    image: torch.Tensor
+
+
+@dataclass(frozen=True)
+class Profile:
+    """Sizes of one evaluation setting (loaded from ``bench/profiles/NAME.toml``)."""
+
+    name: str
+    frames: int
+    height: int
+    width: int
+    logo_size: int
+    fps: float = 8.0
+    prompts: int = 100
+    description: str = ""
+
+
+class Method(abc.ABC):
+    """A graphical video watermark: hides a logo in a video and recovers it.
+
+    Subclasses set ``name``, ``version`` and ``description`` and are constructed by a factory
+    ``factory(profile: Profile, device: str) -> Method`` registered under ``bench.methods``.
+    """
+
+    name: ClassVar[str]
+    version: ClassVar[str]
+    description: ClassVar[str] = ""
+    #: path of the checkpoint the default construction loads (None: weight-free)
+    checkpoint: Optional[Path] = None
+
+    @abc.abstractmethod
+    def embed(self, frames: torch.Tensor, logos: torch.Tensor,
+              clips: Optional[list[Clip]] = None) -> torch.Tensor:
+        """frames (B, T, 3, H, W), logos (B, 3, h, w) -> watermarked frames (B, T, 3, H, W)."""
+
+    @abc.abstractmethod
+    def extract(self, frames: torch.Tensor) -> torch.Tensor:
+        """frames (B, T, 3, H, W) -> recovered logos (B, 3, h, w) in [0, 1]."""
+
+    def positions(self) -> Optional[torch.Tensor]:
+        """Patch positions decoded by the last ``extract``, where the method has any."""
+        return None
+
+    @classmethod
+    def from_checkpoint(cls, path: Path, profile: Profile, device: str = "cpu") -> "Method":
+        raise BenchError(f"method {cls.name!r} has no checkpoint to load")
+
+
+@dataclass(frozen=True)
+class AttackParams:
+    """Base class of an attack's parameters (a frozen dataclass per attack)."""
+
+    def canonical_args(self) -> str:
+        parts = []
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            parts.append(f"{f.name}={_fmt(value)}")
+        return ",".join(parts)
+
+
+def _fmt(value: Any) -> str:
+    if isinstance(value, float):
+        return repr(round(value, 6))
+    if isinstance(value, tuple):
+        return "U(" + ",".join(_fmt(v) for v in value) + ")"
+    return str(value)
+
+
+class Attack(abc.ABC):
+    """A video distortion applied between embedding and extraction.
+
+    ``params`` is a frozen dataclass; ``canonical`` (e.g. ``h264(crf=24)``) names the attack
+    with its parameters in results. ``__call__`` is exact and seeded per row; ``train_form``
+    returns a differentiable counterpart with the same parameters, for training.
+    """
+
+    name: ClassVar[str]
+    version: ClassVar[str]
+    description: ClassVar[str] = ""
+    Params: ClassVar[type]
+
+    def __init__(self, params: Optional[AttackParams] = None):
+        self.params = params if params is not None else self.default_params()
+
+    @classmethod
+    def default_params(cls) -> AttackParams:
+        """The paper's setting."""
+        return cls.Params()
+
+    @classmethod
+    def grid(cls) -> list[AttackParams]:
+        """Evaluation strengths, the paper's setting first."""
+        return [cls.default_params()]
+
+    @property
+    def canonical(self) -> str:
+        args = self.params.canonical_args()
+        return f"{self.name}({args})" if args else self.name
+
+    def strength(self) -> float:
+        """A number for the x-axis of robustness plots (NaN for randomised settings)."""
+        return math.nan
+
+    @abc.abstractmethod
+    def __call__(self, frames: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        """frames (T, 3, H, W) in [0, 1] -> attacked frames (T, 3, H, W) in [0, 1]."""
+
+    def train_form(self):
+        """A differentiable callable ``(frames (B, T, 3, H, W), generator) -> frames``."""
+        raise NotImplementedError(f"attack {self.name!r} has no training form yet")
+
+
+@dataclass(frozen=True)
+class MetricSpec:
+    """What a metric measures; ``level`` is ``row`` (per video) or ``set`` (per set, FVD)."""
+
+    name: str
+    higher_is_better: bool
+    unit: str
+    level: str
+    description: str
+    version: str = "1"
+
+
+@dataclass
+class MetricValue:
+    """A computed value, or NaN with the reason it could not be computed."""
+
+    value: float
+    reason: str = ""
+
+    @property
+    def available(self) -> bool:
+        return not math.isnan(self.value)
+
+
+class Source(abc.ABC):
+    """Yields cover clips one at a time (memory flat in the number of prompts)."""
+
+    name: ClassVar[str]
+    version: ClassVar[str]
+    description: ClassVar[str] = ""
+
+    @abc.abstractmethod
+    def __iter__(self) -> Iterator[Clip | "ClipError"]:
+        ...
+
+    def __len__(self) -> int:  # pragma: no cover - overridden
+        raise NotImplementedError
+
+
+@dataclass(frozen=True)
+class ClipError:
+    """A clip a source could not produce (corrupt file, too short, ...): becomes a status row."""
+
+    id: str
+    prompt: str
+    error: str
+    meta: dict = field(default_factory=dict)

@@ -1,0 +1,345 @@
+"""``bench gate``: fail on a regression or a new failure against a committed reference run.
+
+Thresholds file (TOML)::
+
+    reference = "tiny"      # folder of a reference run, relative to this file (optional)
+    [defaults]
+    tolerance = 0.5         # allowed worsening of a mean vs the reference, metric units
+    [[check]]
+    method = "dct-qim"
+    attack = "identity"     # attack registry name (all its settings) or canonical string
+    metric = "w_psnr"
+    floor = 20.0            # optional absolute bound (a ceiling when lower is better)
+    tolerance = 1.0         # optional, overrides defaults
+
+A check's value is the mean of ``metric`` over the selected non-error rows (set-level metrics
+such as FVD: the mean of the matching ``sets.csv`` values). Direction comes from the metric's
+``higher_is_better``. A changed method, attack or metric version makes the comparison with
+the reference "not comparable" (reported, not a failure); the floor still applies. Any error
+row whose (video_id, method, attack_params) was not an error in the reference fails the gate.
+Exit status: 0 pass, 1 regression or new error, 2 malformed thresholds or missing files.
+"""
+
+from __future__ import annotations
+
+import difflib
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Optional
+
+import pandas as pd
+from tabulate import tabulate
+
+from bench import metrics
+from bench.api import BenchError
+from bench.results import Results, load_results
+
+try:  # Python >= 3.11
+    import tomllib
+except ModuleNotFoundError:  # Python 3.10: the same parser as the tomli package
+    import tomli as tomllib
+
+TOP_KEYS = ("reference", "defaults", "check")
+DEFAULT_KEYS = ("tolerance",)
+CHECK_KEYS = ("method", "attack", "metric", "floor", "tolerance")
+REQUIRED_CHECK_KEYS = ("method", "attack", "metric")
+DEFAULT_TOLERANCE = 0.0
+MAX_ERRORS_LISTED = 10
+
+PASS, FAIL, NOT_COMPARABLE = 0, 1, 2
+
+
+class ThresholdsError(BenchError):
+    """The thresholds file cannot be used (exit status 2)."""
+
+
+@dataclass(frozen=True)
+class Check:
+    method: str
+    attack: str
+    metric: metrics.Metric
+    floor: Optional[float]
+    tolerance: float
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    path: Path
+    reference: Optional[Path]
+    checks: list[Check]
+
+
+@dataclass
+class Outcome:
+    """One check's result: ``status`` is PASS, FAIL or NOT_COMPARABLE."""
+
+    check: Check
+    value: float
+    reference: float
+    bound: float
+    status: int
+    verdict: str
+
+
+# --------------------------------------------------------------------------- the thresholds file
+
+
+def _unknown_key(key: str, known: tuple[str, ...], where: str) -> ThresholdsError:
+    close = difflib.get_close_matches(key, known, n=1, cutoff=0.6)
+    hint = f"; did you mean {close[0]!r}?" if close else ""
+    return ThresholdsError(f"{where}: unknown key {key!r}{hint} (known: {', '.join(known)})")
+
+
+def _number(value, what: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ThresholdsError(f"{what} must be a number, got {value!r}")
+    if not math.isfinite(value):
+        raise ThresholdsError(f"{what} must be finite, got {value!r}")
+    return float(value)
+
+
+def _tolerance(value, what: str) -> float:
+    tol = _number(value, what)
+    if tol < 0:
+        raise ThresholdsError(f"{what} must be >= 0, got {tol}")
+    return tol
+
+
+def load_thresholds(path: str | Path) -> Thresholds:
+    """Parse and validate a thresholds file; any problem raises ThresholdsError."""
+    path = Path(path)
+    if not path.is_file():
+        raise ThresholdsError(f"thresholds file {path} not found")
+    try:
+        data = tomllib.loads(path.read_text())
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ThresholdsError(f"{path}: not valid TOML: {exc}") from exc
+    for key in data:
+        if key not in TOP_KEYS:
+            raise _unknown_key(key, TOP_KEYS, str(path))
+    reference = None
+    if "reference" in data:
+        if not isinstance(data["reference"], str) or not data["reference"].strip():
+            raise ThresholdsError(f"{path}: reference must be a folder name (a string)")
+        reference = (path.parent / data["reference"]).resolve()
+    defaults = data.get("defaults", {})
+    if not isinstance(defaults, dict):
+        raise ThresholdsError(f"{path}: defaults must be a table ([defaults])")
+    for key in defaults:
+        if key not in DEFAULT_KEYS:
+            raise _unknown_key(key, DEFAULT_KEYS, f"{path} [defaults]")
+    default_tol = _tolerance(defaults.get("tolerance", DEFAULT_TOLERANCE),
+                             f"{path}: defaults.tolerance")
+    raw_checks = data.get("check", [])
+    if not isinstance(raw_checks, list) or not all(isinstance(c, dict) for c in raw_checks):
+        raise ThresholdsError(f"{path}: checks must be an array of tables ([[check]])")
+    checks = []
+    for number, raw in enumerate(raw_checks, start=1):
+        where = f"{path} check #{number}"
+        for key in raw:
+            if key not in CHECK_KEYS:
+                raise _unknown_key(key, CHECK_KEYS, where)
+        for key in REQUIRED_CHECK_KEYS:
+            if key not in raw:
+                raise ThresholdsError(f"{where}: missing {key!r}")
+            if not isinstance(raw[key], str) or not raw[key].strip():
+                raise ThresholdsError(f"{where}: {key} must be a non-empty string")
+        try:
+            metric = metrics.by_column(raw["metric"])
+        except BenchError as exc:
+            raise ThresholdsError(f"{where}: {exc}") from exc
+        floor = _number(raw["floor"], f"{where}: floor") if "floor" in raw else None
+        tol = _tolerance(raw["tolerance"], f"{where}: tolerance") if "tolerance" in raw \
+            else default_tol
+        checks.append(Check(raw["method"], raw["attack"], metric, floor, tol))
+    return Thresholds(path, reference, checks)
+
+
+# --------------------------------------------------------------------------- evaluation
+
+
+@dataclass
+class Selection:
+    value: float
+    method_versions: set[str]
+    attack_versions: set[str]
+    present: bool
+    reason: str = ""
+
+
+def version_text(value) -> str:
+    """A version cell as text: ``1`` and ``1.0`` (a CSV column pandas read as float because
+    of a blank cell) are the same version; a blank cell is ``""``."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return ""
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    return str(value)
+
+
+def _versions(column: pd.Series) -> set[str]:
+    """Distinct non-blank versions of a column, as text."""
+    return {version_text(v) for v in column.dropna()}
+
+
+def _match_attack(frame: pd.DataFrame, attack: str) -> pd.Series:
+    """Rows of a canonical string (``blur(k=5)``) if any match it, else of a registry name."""
+    exact = frame["attack_params"].astype(str) == attack
+    return exact if exact.any() else frame["attack"].astype(str) == attack
+
+
+def select(results: Results, check: Check) -> Selection:
+    """The check's value in one run, and the versions it was measured with."""
+    if check.metric.level == "set":
+        sets = results.sets
+        if sets.empty:
+            return Selection(math.nan, set(), set(), False)
+        mine = sets[(sets["method"].astype(str) == check.method)
+                    & (sets["metric"].astype(str) == check.metric.column)]
+        mine = mine[_match_attack(mine, check.attack)] if not mine.empty else mine
+        values = pd.to_numeric(mine["value"], errors="coerce").dropna()
+        reasons = "; ".join(dict.fromkeys(str(r) for r in mine.get("reason", []) if str(r)
+                                          and str(r) != "nan"))
+        return Selection(float(values.mean()) if len(values) else math.nan,
+                         _versions(mine["method_version"]), set(), not mine.empty,
+                         reasons)
+    rows = results.rows
+    mine = rows[rows["method"].astype(str) == check.method]
+    mine = mine[_match_attack(mine, check.attack)] if not mine.empty else mine
+    usable = mine[mine["status"].astype(str) != "error"]
+    values = pd.to_numeric(usable[check.metric.column], errors="coerce").dropna()
+    reason = ""
+    if values.empty and not mine.empty:
+        texts = [str(e) for e in mine["error"] if str(e)]
+        reason = texts[0] if texts else "no value in any row"
+    return Selection(float(values.mean()) if len(values) else math.nan,
+                     _versions(mine["method_version"]), _versions(mine["attack_version"]),
+                     not mine.empty, reason)
+
+
+def _metric_version(results: Results, column: str) -> Optional[str]:
+    versions = (results.manifest or {}).get("metrics") or {}
+    return str(versions[column]) if column in versions else None
+
+
+def _version_changes(check: Check, candidate: Results, cand: Selection,
+                     reference: Results, ref: Selection) -> list[str]:
+    changes = []
+    if cand.method_versions != ref.method_versions:
+        changes.append(f"method version {','.join(sorted(ref.method_versions))} -> "
+                       f"{','.join(sorted(cand.method_versions))}")
+    if cand.attack_versions != ref.attack_versions:
+        changes.append(f"attack version {','.join(sorted(ref.attack_versions))} -> "
+                       f"{','.join(sorted(cand.attack_versions))}")
+    old = _metric_version(reference, check.metric.column)
+    new = _metric_version(candidate, check.metric.column)
+    if old is not None and new is not None and old != new:
+        changes.append(f"metric version {old} -> {new}")
+    return changes
+
+
+def evaluate(check: Check, candidate: Results, reference: Optional[Results]) -> Outcome:
+    """Apply one check: presence, floor, then the tolerance against the reference."""
+    higher = check.metric.higher_is_better
+    cand = select(candidate, check)
+    ref = select(reference, check) if reference is not None else None
+    ref_value = ref.value if ref is not None else math.nan
+    bounds = []
+    if check.floor is not None:
+        bounds.append(check.floor)
+    comparable = ref is not None and ref.present and not math.isnan(ref_value)
+    changes = _version_changes(check, candidate, cand, reference, ref) if comparable else []
+    if comparable and not changes:
+        bounds.append(ref_value - check.tolerance if higher else ref_value + check.tolerance)
+    bound = (max(bounds) if higher else min(bounds)) if bounds else math.nan
+
+    def outcome(status: int, verdict: str) -> Outcome:
+        return Outcome(check, cand.value, ref_value, bound, status, verdict)
+
+    if not cand.present:
+        return outcome(FAIL, "FAIL: method/attack absent from the candidate")
+    if math.isnan(cand.value):
+        return outcome(FAIL, f"FAIL: no value ({cand.reason or 'all rows are errors'})")
+    worse = (lambda v, b: v < b) if higher else (lambda v, b: v > b)
+    if check.floor is not None and worse(cand.value, check.floor):
+        side = "below the floor" if higher else "above the ceiling"
+        return outcome(FAIL, f"FAIL: {side} {check.floor:g}")
+    if changes:
+        return outcome(NOT_COMPARABLE, "not comparable: " + "; ".join(changes))
+    if not comparable:
+        why = "no reference run" if reference is None else "no reference value"
+        return outcome(PASS, f"ok ({why})")
+    limit = ref_value - check.tolerance if higher else ref_value + check.tolerance
+    if worse(cand.value, limit):
+        return outcome(FAIL, f"FAIL: regression beyond tolerance {check.tolerance:g}")
+    return outcome(PASS, "ok")
+
+
+def new_errors(candidate: Results, reference: Optional[Results]) -> pd.DataFrame:
+    """Candidate error rows whose (video_id, method, attack_params) was no error before."""
+    key = ["video_id", "method", "attack_params"]
+    rows = candidate.rows
+    errors = rows[rows["status"].astype(str) == "error"]
+    if reference is None or errors.empty:
+        return errors
+    ref = reference.rows
+    old = set(map(tuple, ref.loc[ref["status"].astype(str) == "error", key].astype(str)
+                  .itertuples(index=False)))
+    is_new = [tuple(k) not in old for k in errors[key].astype(str).itertuples(index=False)]
+    return errors[is_new]
+
+
+def _fmt(value: float) -> str:
+    return "" if value is None or math.isnan(value) else f"{value:.4g}"
+
+
+def format_outcomes(outcomes: list[Outcome]) -> str:
+    body = []
+    for o in outcomes:
+        direction = ">=" if o.check.metric.higher_is_better else "<="
+        bound = "" if math.isnan(o.bound) else f"{direction} {_fmt(o.bound)}"
+        body.append([o.check.method, o.check.attack, o.check.metric.column, _fmt(o.value),
+                     _fmt(o.reference), bound, o.verdict])
+    return tabulate(body, headers=["method", "attack", "metric", "value", "reference", "bound",
+                                   "verdict"], tablefmt="simple", disable_numparse=True)
+
+
+def run_gate(results_dir: str | Path, thresholds_path: str | Path,
+             out: Callable[[str], None] = print) -> int:
+    """Check a results folder against a thresholds file; return the exit status (0/1/2)."""
+    try:
+        thresholds = load_thresholds(thresholds_path)
+        candidate = load_results(results_dir)
+        reference = None
+        if thresholds.reference is not None:
+            if not thresholds.reference.is_dir():
+                raise ThresholdsError(f"{thresholds.path}: reference folder "
+                                      f"{thresholds.reference} not found")
+            reference = load_results(thresholds.reference)
+    except BenchError as exc:
+        out(f"gate: error: {exc}")
+        return 2
+    outcomes = [evaluate(check, candidate, reference) for check in thresholds.checks]
+    if outcomes:
+        out(format_outcomes(outcomes))
+    else:
+        out("gate: the thresholds file has no [[check]]; only new errors are checked")
+    errors = new_errors(candidate, reference)
+    if len(errors):
+        out(f"gate: {len(errors)} new error row(s):")
+        for _, row in errors.head(MAX_ERRORS_LISTED).iterrows():
+            out(f"  {row['method']} / {row['video_id']} / {row['attack_params']}: "
+                f"{row['error']}")
+        if len(errors) > MAX_ERRORS_LISTED:
+            out(f"  ... and {len(errors) - MAX_ERRORS_LISTED} more")
+    failed = sum(o.status == FAIL for o in outcomes)
+    not_comparable = sum(o.status == NOT_COMPARABLE for o in outcomes)
+    status = 1 if failed or len(errors) else 0
+    out(f"gate: {'FAIL' if status else 'pass'}: {len(outcomes)} check(s), {failed} failed, "
+        f"{not_comparable} not comparable, {len(errors)} new error row(s)")
+    return status
+
+
+__all__ = ["Check", "Outcome", "Thresholds", "ThresholdsError", "evaluate", "load_thresholds",
+           "new_errors", "run_gate", "version_text"]

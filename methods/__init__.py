@@ -1,0 +1,1 @@
+"""Safe-Sora, the method under study, and its ablation variants."""

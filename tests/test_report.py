@@ -1,0 +1,217 @@
+"""bench.report on synthetic results folders: files written, values equal independent means."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from bench import report
+from bench.reference import PAPER_METHOD_NAMES, load_paper_ablation, load_paper_table1
+from bench.results import (
+    ROW_COLUMNS,
+    SET_COLUMNS,
+    load_results,
+    write_manifest,
+    write_sample,
+    write_table,
+)
+
+METHODS = {"dct-qim": "2", "safe-sora": "1"}
+VIDEOS = [f"v{i}" for i in range(5)]
+ATTACKS = [("identity", "identity", math.nan), ("blur", "blur(k=3)", 3.0),
+           ("blur", "blur(k=5)", 5.0), ("blur", "blur(k=7)", 7.0),
+           ("h264", "h264(crf=24)", 24.0)]
+LPIPS_REASON = "LPIPS needs torchvision's AlexNet weights"
+ERROR_ROW = ("dct-qim", "v3", "blur(k=7)")
+
+
+def make_rows(seed: int = 0) -> list[dict]:
+    """5 videos x 2 methods x 5 attack settings; v_lpips unavailable; one error row."""
+    rng = np.random.default_rng(seed)
+    records = []
+    for m_index, (method, version) in enumerate(METHODS.items()):
+        for video in VIDEOS:
+            video_metrics = {"v_psnr": 30 + 5 * m_index + rng.normal(),
+                             "v_ssim": 0.9 + 0.01 * rng.random(), "v_lpips": math.nan,
+                             "tlp": 0.01 + 0.005 * rng.random()}
+            for attack, params, strength in ATTACKS:
+                row = {"video_id": video, "logo_id": "logo0", "method": method,
+                       "method_version": version, "attack": attack, "attack_version": "1",
+                       "attack_params": params, "strength": strength, "seed": 7,
+                       "embed_s": 0.1, "extract_s": 0.1, "attack_bytes": None}
+                if (method, video, params) == ERROR_ROW:
+                    row.update(status="error", error="RuntimeError: boom")
+                else:
+                    drop = 0.0 if math.isnan(strength) else strength
+                    row.update(video_metrics, w_psnr=40 - drop + 3 * m_index + rng.normal(),
+                               w_ssim=0.85 - drop / 100 + 0.1 * rng.random(),
+                               status="unavailable", error=f"v_lpips: {LPIPS_REASON}")
+                records.append(row)
+    return records
+
+
+def make_results(folder, rows: list[dict] | None = None, samples: bool = True):
+    rows = make_rows() if rows is None else rows
+    write_table(folder / "rows.csv", rows, ROW_COLUMNS)
+    sets = [{"method": m, "method_version": v, "attack": "identity", "attack_params": "identity",
+             "metric": "fvd", "value": math.nan, "n": 5, "status": "unavailable",
+             "reason": "FVD needs I3D"} for m, v in METHODS.items()]
+    write_table(folder / "sets.csv", sets, SET_COLUMNS)
+    write_manifest(folder / "manifest.json", {"profile": {"name": "tiny"}, "git": "abc123",
+                                              "started": "2025-01-01T00:00:00",
+                                              "device": "cpu: test"})
+    if samples:
+        rng = np.random.default_rng(1)
+        frame = rng.random((3, 16, 16)).astype(np.float32)
+        logo = rng.random((3, 8, 8)).astype(np.float32)
+        for method in METHODS:
+            for params in ("identity", "h264(crf=24)"):
+                write_sample(folder, method, params, cover=frame, watermarked=frame * 0.9,
+                             attacked=frame * 0.8, logo=logo, recovered=logo * 0.5)
+    return folder
+
+
+def independent_per_video(frame: pd.DataFrame, column: str, attack: str | None = None):
+    """method -> per-video Series, computed with plain pandas."""
+    ok = frame[frame["status"] != "error"]
+    if attack is not None:
+        ok = ok[ok["attack"] == attack]
+    return {m: g.drop_duplicates("video_id").set_index("video_id")[column]
+            for m, g in ok.groupby("method")}
+
+
+def test_report_files_and_table1_values(tmp_path):
+    results = make_results(tmp_path / "run")
+    out = tmp_path / "report"
+    written = report.build_report(results, out)
+    names = {p.name for p in written}
+    for name in ("table1.csv", "table1.md", "robustness.csv", "robustness.md", "README.md",
+                 "robustness_blur.png", "robustness_h264.png", "robustness_grid.png",
+                 "samples_dct-qim.png", "samples_safe-sora.png"):
+        assert name in names, name
+        assert (out / name).stat().st_size > 0
+    assert "robustness_identity.png" not in names  # identity has no numeric strength
+
+    raw = pd.DataFrame(make_rows())
+    table = pd.read_csv(out / "table1.csv").set_index("method")
+    w_psnr = independent_per_video(raw, "w_psnr", "identity")
+    v_psnr = independent_per_video(raw, "v_psnr")
+    tlp = independent_per_video(raw, "tlp")
+    for method in METHODS:
+        assert table.loc[method, "w_psnr"] == pytest.approx(w_psnr[method].mean(), abs=1e-9)
+        assert table.loc[method, "v_psnr"] == pytest.approx(v_psnr[method].mean(), abs=1e-9)
+        assert table.loc[method, "tlp_x100"] == pytest.approx(100 * tlp[method].mean(), abs=1e-9)
+        assert table.loc[method, "w_psnr_lo"] <= table.loc[method, "w_psnr"] \
+            <= table.loc[method, "w_psnr_hi"]
+        assert table.loc[method, "w_psnr_n"] == 5
+        assert table.loc[method, "v_psnr_n"] == 5
+        assert math.isnan(table.loc[method, "v_lpips"]) and table.loc[method, "v_lpips_n"] == 0
+        assert math.isnan(table.loc[method, "fvd"])
+    # paper figures side by side only for methods the paper has
+    paper = load_paper_table1().set_index("method")
+    assert table.loc["safe-sora", "paper_w_psnr"] == paper.loc["safe-sora", "w_psnr"]
+    assert table.loc["safe-sora", "paper_tlp_x100"] == paper.loc["safe-sora", "tlp"]
+    assert math.isnan(table.loc["dct-qim", "paper_w_psnr"])
+
+    text = (out / "README.md").read_text()
+    assert "unavailable" in text and LPIPS_REASON in text and "FVD needs I3D" in text
+    assert "1 error row(s)" in text and "RuntimeError: boom" in text
+    assert "tiny" in text and "abc123" in text and "dct-qim (v2)" in text
+    assert "x100" in (out / "table1.md").read_text()
+    assert "![robustness_blur](robustness_blur.png)" in text
+
+
+def test_robustness_values_and_error_row(tmp_path):
+    out = tmp_path / "report"
+    report.build_report(make_results(tmp_path / "run", samples=False), out)
+    table = pd.read_csv(out / "robustness.csv")
+    raw = pd.DataFrame(make_rows())
+    ok = raw[raw["status"] != "error"]
+    expected = ok.groupby(["method", "attack_params"])["w_ssim"].mean()
+    assert len(table) == len(METHODS) * len(ATTACKS)
+    for _, row in table.iterrows():
+        key = (row["method"], row["attack_params"])
+        assert row["w_ssim"] == pytest.approx(expected[key], abs=1e-12)
+    blur = table[(table["method"] == "dct-qim") & (table["attack"] == "blur")]
+    assert list(blur["strength"]) == [3.0, 5.0, 7.0]  # sorted by strength
+    bad = table[(table["method"] == "dct-qim") & (table["attack_params"] == "blur(k=7)")].iloc[0]
+    assert bad["errors"] == 1 and bad["w_psnr_n"] == 4 and bad["n_videos"] == 4
+
+
+def test_best_marker_needs_a_significant_paired_difference(tmp_path):
+    rows = []
+    for i in range(12):
+        for method, shift in (("a", 0.0), ("b", 3.0)):
+            rows.append({"video_id": f"v{i}", "method": method, "method_version": "1",
+                         "attack": "identity", "attack_version": "1",
+                         "attack_params": "identity", "strength": math.nan, "seed": 0,
+                         "w_psnr": 30 + i + shift, "w_ssim": 0.5, "v_psnr": 30 + i % 3,
+                         "v_ssim": 0.9, "v_lpips": 0.1, "tlp": 0.01, "status": "ok",
+                         "error": ""})
+    write_table(tmp_path / "rows.csv", rows, ROW_COLUMNS)
+    table = report.quality_table(load_results(tmp_path)).set_index("method")
+    assert table.loc["b", "w_psnr_sig"] and table.loc["b", "w_psnr_p"] < 0.01
+    assert not table.loc["a", "w_psnr_sig"]
+    assert not table["w_ssim_sig"].any()  # a tie: no best method
+    assert not table["v_psnr_sig"].any()  # identical values: a tie too
+    assert report.MARK in report.table1_markdown(table.reset_index())
+
+
+@pytest.mark.parametrize("case", ["one_method", "single_point", "all_nan", "all_errors"])
+def test_report_degrades_gracefully(tmp_path, case):
+    rows = make_rows()
+    if case == "one_method":
+        rows = [r for r in rows if r["method"] == "safe-sora"]
+    elif case == "single_point":
+        rows = [r for r in rows if r["attack_params"] in ("identity", "blur(k=5)")]
+    elif case == "all_nan":
+        for r in rows:
+            r.update(w_psnr=math.nan, w_ssim=math.nan, v_psnr=math.nan, v_ssim=math.nan,
+                     tlp=math.nan, status="unavailable", error="w_psnr: no logo")
+    elif case == "all_errors":
+        for r in rows:
+            r.update(w_psnr=math.nan, w_ssim=math.nan, v_psnr=math.nan, v_ssim=math.nan,
+                     tlp=math.nan, status="error", error="ValueError: broken")
+    out = tmp_path / "report"
+    written = report.build_report(make_results(tmp_path / "run", rows), out)
+    assert (out / "README.md") in written
+    table = pd.read_csv(out / "table1.csv")
+    assert len(table) == len({r["method"] for r in rows})
+    md = (out / "table1.md").read_text()
+    if case in ("all_nan", "all_errors"):
+        assert table["w_psnr"].isna().all()
+        assert "unavailable" in md
+    if case == "single_point":
+        assert (out / "robustness_blur.png").exists()
+    if case == "all_errors":
+        assert "every row of this method is an error row" in (out / "README.md").read_text()
+
+
+def test_metric_reasons_parses_the_runner_format():
+    rows = pd.DataFrame({"status": ["unavailable", "ok", "unavailable"],
+                         "error": ["v_lpips: no weights; tlp: no weights; a; b", "",
+                                   "something else"]})
+    reasons = report.metric_reasons(rows)
+    assert reasons["v_lpips"] == ["no weights"]
+    assert reasons["tlp"] == ["no weights; a; b"]
+    assert reasons[""] == ["something else"]
+
+
+def test_format_cell():
+    assert report.format_cell(math.nan, math.nan, math.nan, 0) == "unavailable"
+    assert report.format_cell(37.712, 36.5, 38.25, 5, 5) == "37.71 [36.50, 38.25]"
+    assert report.format_cell(0.5, 0.4, 0.6, 3, 5) == "0.500 [0.400, 0.600] (n=3)"
+
+
+def test_paper_reference_tables():
+    table = load_paper_table1()
+    assert list(table["method"]) == list(PAPER_METHOD_NAMES.values())
+    row = table.set_index("method").loc["safe-sora"]
+    assert (row["paper_method"], row["w_psnr"], row["tlp"], row["fvd"]) == \
+        ("Safe-Sora", 37.71, 0.38, 3.77)
+    ablation = load_paper_ablation()
+    assert list(ablation.columns) == ["variant", "w_psnr", "v_psnr", "fvd"]
+    assert len(ablation) == 7

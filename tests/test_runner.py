@@ -1,0 +1,151 @@
+"""End-to-end runs on the tiny profile: rows, cache, resume, bad methods, bad inputs."""
+
+from __future__ import annotations
+
+import math
+
+import pandas as pd
+import pytest
+import torch
+
+from bench.api import Method
+from bench.profiles import load_profile
+from bench.results import ROW_COLUMNS, load_results
+from bench.runner import RunConfig, Runner, run
+
+TINY = load_profile("tiny")
+
+
+def _config(tmp_path, **kw) -> RunConfig:
+    base = dict(methods="identity,dct-qim", attacks="identity,blur", profile="tiny", limit=2,
+                out=tmp_path / "out", cache_dir=tmp_path / "cache", progress=False)
+    base.update(kw)
+    return RunConfig(**base)
+
+
+def test_tiny_run_writes_the_schema_and_reruns_from_cache(tmp_path):
+    summary = run(_config(tmp_path))
+    res = load_results(tmp_path / "out")
+    assert list(res.rows.columns) == ROW_COLUMNS
+    # 2 clips x 2 methods x (identity + 3 blur kernels)
+    assert len(res.rows) == 2 * 2 * 4 == summary.rows == summary.computed_rows
+    assert set(res.rows["status"]) <= {"ok", "unavailable"}
+    qim = res.rows[(res.rows.method == "dct-qim") & (res.rows.attack == "identity")]
+    assert (qim["w_psnr"] > 25).all() and (qim["v_psnr"] > 30).all()
+    ident = res.rows[(res.rows.method == "identity") & (res.rows.attack == "identity")]
+    assert (ident["w_psnr"] < qim["w_psnr"].min()).all()
+    assert res.manifest["profile"]["name"] == "tiny" and "git" in res.manifest
+    assert res.manifest["methods"]["dct-qim"]["version"] == "2"
+    assert not res.sets.empty and set(res.sets["metric"]) == {"fvd"}
+    assert res.samples(), "the first clip's frames are kept for figures"
+
+    again = run(_config(tmp_path))
+    assert again.computed_rows == 0
+    rerun = load_results(tmp_path / "out").rows
+    cols = ["video_id", "method", "attack_params", "w_psnr", "v_psnr", "seed"]
+    pd.testing.assert_frame_equal(res.rows[cols], rerun[cols])
+
+
+def test_killed_run_resumes_without_recomputing_finished_clips(tmp_path):
+    first = run(_config(tmp_path, limit=1))
+    assert first.computed_rows == 8
+    second = run(_config(tmp_path, limit=2, out=tmp_path / "other"))
+    # clip 1 comes from the cache; clip 2 is new (+ the sample clip's figure rows)
+    assert second.computed_rows <= 8 + 8
+    rows = load_results(tmp_path / "other").rows
+    assert len(rows) == 16
+
+
+def test_attack_seeds_are_shared_across_methods_and_stable(tmp_path):
+    run(_config(tmp_path, attacks="noise"))
+    rows = load_results(tmp_path / "out").rows
+    per_key = rows.groupby(["video_id", "attack_params"])["seed"].nunique()
+    assert (per_key == 1).all()
+
+
+class _NaNMethod(Method):
+    name, version = "nan-method", "1"
+
+    def embed(self, frames, logos, clips=None):
+        return frames * math.nan
+
+    def extract(self, frames):
+        return torch.zeros(frames.shape[0], 3, TINY.logo_size, TINY.logo_size)
+
+
+class _WrongShapeMethod(Method):
+    name, version = "wrong-shape", "1"
+
+    def embed(self, frames, logos, clips=None):
+        return frames.clone()
+
+    def extract(self, frames):
+        return torch.zeros(frames.shape[0], 3, 5, 5)
+
+
+class _RaisingMethod(Method):
+    name, version = "raises", "1"
+
+    def embed(self, frames, logos, clips=None):
+        raise RuntimeError("boom")
+
+    def extract(self, frames):
+        raise AssertionError("never reached")
+
+
+def test_bad_methods_give_error_rows_and_the_run_goes_on(tmp_path):
+    from baselines.dct_qim import DctQimMethod
+
+    methods = [_NaNMethod(), _WrongShapeMethod(), _RaisingMethod(), DctQimMethod(TINY)]
+    summary = Runner(_config(tmp_path, limit=1), methods=methods).run()
+    rows = load_results(tmp_path / "out").rows
+    by = rows.groupby("method")
+    assert (by.get_group("nan-method")["error"].str.contains("non-finite")).all()
+    assert (by.get_group("wrong-shape")["error"].str.contains("shape")).all()
+    assert (by.get_group("raises")["error"].str.contains("RuntimeError: boom")).all()
+    assert set(by.get_group("dct-qim")["status"]) <= {"ok", "unavailable"}
+    assert summary.statuses["error"] == 3 * 4
+
+
+def test_changed_method_version_recomputes_only_its_rows(tmp_path):
+    from baselines.dct_qim import DctQimMethod
+    from baselines.identity import IdentityMethod
+
+    run(_config(tmp_path, limit=1))
+
+    class Bumped(DctQimMethod):
+        version = "3"
+
+    again = Runner(_config(tmp_path, limit=1, out=tmp_path / "o2"),
+                   methods=[IdentityMethod(TINY), Bumped(TINY)]).run()
+    rows = load_results(tmp_path / "o2").rows
+    assert set(rows[rows.method == "dct-qim"]["method_version"]) == {"3"}
+    # the sample clip recomputes its figure rows for both methods; nothing else of identity
+    assert again.computed_rows == 8
+
+
+def test_folder_source_with_corrupt_and_short_videos(tmp_path):
+    from bench.video_io import write_video
+
+    folder = tmp_path / "videos"
+    folder.mkdir()
+    gen = torch.Generator().manual_seed(0)
+    good = torch.rand(16, 3, 48, 40, generator=gen)
+    write_video(folder / "good.mp4", good, fps=8)
+    write_video(folder / "short.mp4", good[:5], fps=8)
+    (folder / "broken.mp4").write_bytes(b"\x00\x00\x00\x18ftypmp42" + b"\x01" * 100)
+    (folder / "manifest.csv").write_text(
+        "id,prompt\ngood,a good clip\nshort,too short\nbroken,a corrupt file\n")
+    run(_config(tmp_path, source=f"folder:{folder}", limit=None))
+    rows = load_results(tmp_path / "out").rows
+    status = rows.groupby("video_id")["status"].agg(set)
+    assert status["good"] <= {"ok", "unavailable"}
+    assert status["short"] == {"error"} and status["broken"] == {"error"}
+
+
+@pytest.mark.parametrize("bad", [{"device": "tpu"}, {"profile": "nope"}])
+def test_bad_configuration_is_a_clear_error(tmp_path, bad):
+    from bench.api import BenchError
+
+    with pytest.raises(BenchError):
+        Runner(_config(tmp_path, **bad))
