@@ -3,10 +3,12 @@
 Frames are quantised to 8-bit RGB (round), padded to even H and W by repeating the last row /
 column (4:2:0 needs even sizes), converted to Y'CbCr (BT.601, limited range, 2x2 mean chroma),
 encoded at the clip's frame rate with constant rate factor ``crf`` and ``preset``,
-``threads=1``, decoded back, converted to 8-bit RGB (bilinear chroma upsampling) and cropped.
-The colour conversion is done here, not by swscale: in PyAV 18 / FFmpeg 8 an RGB -> YUV
-reformat inside ``encode`` after an earlier YUV -> RGB reformat made the encoded bytes vary
-from run to run, and a benchmark row must be reproducible. After each call ``last_info``
+one thread and x264's portable C code paths (``no-asm``), decoded back, converted to 8-bit RGB
+(bilinear chroma upsampling) and cropped. A benchmark row must be reproducible: with x264's
+SIMD paths the same input gave different bitstreams in different processes once other video
+had been decoded in them (the macroblock-tree rate control; ``no-mbtree`` or ``no-asm`` each
+made it exact); ``no-asm`` keeps every encoder setting and costs ~25 ms per 16x128x128 clip.
+The colour conversion is done here, not by swscale, for the same reason. After each call ``last_info``
 holds ``bytes`` (the H.264 bitstream: sum of the packet sizes) and ``container_bytes`` (the
 whole mp4 file).
 """
@@ -92,7 +94,11 @@ def h264_roundtrip(frames: torch.Tensor, crf: int, preset: str,
         stream = container.add_stream("libx264", rate=Fraction(fps).limit_denominator(1001))
         stream.width, stream.height = pixels.shape[-1], pixels.shape[-2]
         stream.pix_fmt = "yuv420p"
-        stream.options = {"crf": str(crf), "preset": preset}
+        # One thread, and x264's C code paths: with its SIMD paths the macroblock-tree rate
+        # control gave different bitstreams for the same input in different processes once
+        # other video had been decoded there. The encoder settings are unchanged.
+        stream.options = {"crf": str(crf), "preset": preset, "threads": "1",
+                          "x264-params": "threads=1:no-asm=1"}
         stream.codec_context.thread_count = 1
         for index, plane in enumerate(planes):
             frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(plane), format="yuv420p")

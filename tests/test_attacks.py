@@ -323,3 +323,25 @@ def test_h264_repeated_round_trips_are_identical():
         assert torch.equal(attack(frames, seeded()), first)
         sizes.add(attack.last_info["bytes"])
     assert len(sizes) == 1
+
+
+_CROSS_PROCESS = """
+import hashlib, torch
+from bench.profiles import load_profile
+from bench.sources.generator import GeneratedSource
+from attacks.h264 import H264
+clip = next(iter(GeneratedSource(load_profile("tiny"), limit=1))).frames  # decodes footage
+out = H264()(clip, torch.Generator().manual_seed(0))
+print(hashlib.sha256(out.numpy().tobytes()).hexdigest())
+"""
+
+
+@pytest.mark.slow
+def test_h264_is_identical_across_processes_after_decoding_footage():
+    """x264's SIMD rate-control paths once made bitstreams vary between processes."""
+    import subprocess
+    import sys
+
+    digests = {subprocess.run([sys.executable, "-c", _CROSS_PROCESS], capture_output=True,
+                              text=True, check=True).stdout.strip() for _ in range(3)}
+    assert len(digests) == 1
