@@ -41,7 +41,8 @@ SSIM_K2 = 0.03
 #: SSIM of a video is computed this many frames at a time (bounds float64 memory)
 _SSIM_FRAME_CHUNK = 8
 
-FVD_REASON = ("FVD needs the I3D (Kinetics-400) network, which this build does not ship yet")
+#: start of the reason of an FVD that could not be computed because I3D is not available
+FVD_REASON = "FVD unavailable: the I3D (Kinetics-400) network could not be loaded"
 
 
 # --------------------------------------------------------------------------- input checks
@@ -102,13 +103,23 @@ def video_psnr(watermarked: torch.Tensor, cover: torch.Tensor) -> float:
 # --------------------------------------------------------------------------- SSIM
 
 
-def _gaussian_window(device: torch.device) -> torch.Tensor:
-    """Normalised 11x11 Gaussian window, sigma 1.5, float64: (1, 1, 11, 11)."""
+def _gaussian_taps(device: torch.device) -> torch.Tensor:
+    """Normalised 1D Gaussian, 11 taps, sigma 1.5, float64: (11,).
+
+    The 11x11 window is its outer product; filtering is done separably (rows, then columns),
+    which is the same linear map but needs ~11x less scratch memory than a 2D convolution.
+    """
     radius = SSIM_WINDOW // 2
     x = torch.arange(-radius, radius + 1, dtype=torch.float64, device=device)
     g = torch.exp(-0.5 * (x / SSIM_SIGMA) ** 2)
-    g = g / g.sum()
-    return torch.outer(g, g)[None, None]
+    return g / g.sum()
+
+
+def _gaussian_filter_valid(x: torch.Tensor) -> torch.Tensor:
+    """(N, 1, H, W) -> (N, 1, H-10, W-10): the 11x11 Gaussian window over the valid region."""
+    g = _gaussian_taps(x.device)
+    x = F.conv2d(x, g.reshape(1, 1, 1, -1))
+    return F.conv2d(x, g.reshape(1, 1, -1, 1))
 
 
 def _ssim_per_channel(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -123,8 +134,7 @@ def _ssim_per_channel(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
             f"ssim needs images of at least {SSIM_WINDOW}x{SSIM_WINDOW} pixels, got {h}x{w}")
     x = x.double().reshape(n * c, 1, h, w)
     y = y.double().reshape(n * c, 1, h, w)
-    window = _gaussian_window(x.device)
-    stats = F.conv2d(torch.cat([x, y, x * x, y * y, x * y]), window)
+    stats = _gaussian_filter_valid(torch.cat([x, y, x * x, y * y, x * y]))
     mu_x, mu_y, xx, yy, xy = stats.chunk(5)
     var_x = xx - mu_x * mu_x
     var_y = yy - mu_y * mu_y
@@ -402,11 +412,15 @@ def frechet_distance(mu1: Any, sigma1: Any, mu2: Any, sigma2: Any) -> float:
 
 def fvd(watermarked_videos: Iterable[torch.Tensor],
         cover_videos: Iterable[torch.Tensor]) -> MetricValue:
-    """FVD between a set of watermarked and a set of cover videos: not computed yet.
+    """FVD between a set of watermarked and a set of cover videos ((T, 3, H, W) in [0, 1]).
 
-    The standard FVD uses I3D trained on Kinetics-400; no other network is substituted.
+    The standard FVD: Frechet distance of the I3D (Kinetics-400) logits, see ``bench.fvd``.
+    No other network is substituted: without the I3D weights the value is NaN with a reason
+    (so it is for fewer than 2 videos per set or videos under 10 frames).
     """
-    return MetricValue(math.nan, FVD_REASON)
+    from bench.fvd import fvd_of_videos  # late: bench.fvd imports this module
+
+    return fvd_of_videos(watermarked_videos, cover_videos)
 
 
 # --------------------------------------------------------------------------- metric objects
