@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Optional
 
@@ -28,7 +29,8 @@ class Identity(Attack):
         self.last_info: dict = {}
 
     def strength(self) -> float:
-        return 0.0
+        """No strength to speak of: NaN, so robustness plots have no identity curve."""
+        return math.nan
 
     def __call__(self, frames: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         """frames (T, 3, H, W) in [0, 1] -> a float32 copy (T, 3, H, W)."""

@@ -90,6 +90,12 @@ def prepare_rows(rows: pd.DataFrame) -> pd.DataFrame:
     return rows
 
 
+def _attack_summary(rows: pd.DataFrame) -> str:
+    """``blur x3, h264 x5, ...``: attacks with their number of settings, in run order."""
+    counts = rows.drop_duplicates("attack_params").groupby("attack", sort=False).size()
+    return ", ".join(f"{a} x{n}" for a, n in counts.items()) or "none"
+
+
 def _in_order(values) -> list[str]:
     return list(dict.fromkeys(str(v) for v in values))
 
@@ -452,7 +458,7 @@ def _manifest_summary(results: Results, rows: pd.DataFrame) -> str:
         ["rows", str(len(rows))],
         ["methods", ", ".join(f"{m} (v{v}{_checkpoint(manifest, m)})"
                               for m, v in versions.items()) or "none"],
-        ["attack settings", ", ".join(_in_order(rows["attack_params"])) or "none"],
+        ["attack settings", _attack_summary(rows)],
     ]
     return tabulate(info, headers=["run", ""], tablefmt="github", disable_numparse=True)
 

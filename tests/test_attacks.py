@@ -85,7 +85,7 @@ def test_canonical_strings():
 
 
 def test_strengths():
-    assert Identity().strength() == 0.0
+    assert math.isnan(Identity().strength())
     assert [Blur(p).strength() for p in Blur.grid()] == [5.0, 3.0, 7.0]
     assert [H264(p).strength() for p in H264.grid()] == [24.0, 18.0, 28.0, 32.0, 36.0]
     assert Rotation(Rotation.Params(angle=-15)).strength() == 15.0
