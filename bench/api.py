@@ -200,3 +200,36 @@ class ClipError:
     prompt: str
     error: str
     meta: dict = field(default_factory=dict)
+
+
+class TrainableMethod(Method):
+    """A method with weights, trained by the shared loop (``bench train``, bench/train.py).
+
+    The loop owns data, optimiser (AdamW, cosine decay), seeding, validation, checkpoints and
+    resumption; the method owns its networks, its losses and its choice of noise layers.
+    """
+
+    #: default optimiser settings and batch, overridable from the command line
+    train_defaults: ClassVar[dict] = {"lr": 1e-4, "weight_decay": 1e-5, "betas": (0.9, 0.999),
+                                      "batch_size": 2, "steps": 2000}
+    #: registry names of the attacks whose training forms are applied during training
+    #: (one drawn per step, uniformly; "identity" included when clean steps are wanted)
+    train_attacks: ClassVar[tuple[str, ...]] = ("identity",)
+
+    @abc.abstractmethod
+    def network(self) -> torch.nn.Module:
+        """The module holding every trainable parameter (its state_dict is the checkpoint)."""
+
+    @abc.abstractmethod
+    def training_losses(self, frames: torch.Tensor, logos: torch.Tensor, attack,
+                        generator: torch.Generator) -> dict[str, torch.Tensor]:
+        """One training forward pass.
+
+        frames (B, T, 3, H, W), logos (B, 3, h, w) in [0, 1]; ``attack`` is a differentiable
+        callable ``(frames (B, T, 3, H, W), generator) -> frames``. Returns scalar tensors:
+        ``loss`` (what is minimised), ``video_mse`` and ``logo_mse`` (for logs), and any other.
+        """
+
+    def card(self) -> dict:
+        """Method-specific facts for the checkpoint card (deviations, widths, noise layers)."""
+        return {}

@@ -156,8 +156,10 @@ def _fvd_entry(sets: pd.DataFrame, method: str) -> tuple[dict, str]:
     reason = "" if pd.isna(entry.get("reason")) else str(entry.get("reason"))
     if pd.isna(value):
         return empty, reason or f"FVD status {entry.get('status')!s} without a reason"
-    # a set-level metric has one value per set: no bootstrap interval over videos
-    return {"mean": float(value), "lo": math.nan, "hi": math.nan,
+    # the run's bootstrap interval over videos (pairs resampled), when it wrote one
+    lo, hi = (pd.to_numeric(pd.Series([entry.get(k, math.nan)]), errors="coerce").iloc[0]
+              for k in ("ci_lo", "ci_hi"))
+    return {"mean": float(value), "lo": float(lo), "hi": float(hi),
             "n": int(n) if not pd.isna(n) else 0}, ""
 
 
@@ -369,7 +371,9 @@ TABLE1_LEGEND = (
     "Cells: mean over videos [95% percentile-bootstrap CI over videos]; `(n=k)` when a metric "
     "has values for fewer videos than the method's n. W-PSNR and W-SSIM are measured after the "
     "identity attack; tLP is shown x100 (the paper's scale; results store it raw); FVD is one "
-    f"value per set (no CI). {MARK}: the best method beats the runner-up by a paired Wilcoxon "
+    "value per set (I3D Kinetics-400 logits, watermarked set vs cover set), its CI from "
+    "resampling videos (cover/watermarked pairs together); n is its number of videos. "
+    f"{MARK}: the best method beats the runner-up by a paired Wilcoxon "
     f"signed-rank test over videos, p < {ALPHA} (needs at least 6 videos). `paper`: Safe-Sora "
     "(NeurIPS 2025) Table 1, VideoCrafter2 at 320x512, 100 prompts: a different setting, "
     "shown for orientation only.")

@@ -4,7 +4,8 @@
 *not* scaled by 100). ``status`` is ``ok``, ``unavailable`` (some metric could not be
 computed; ``error`` holds the reasons, the metric is NaN) or ``error`` (the pipeline failed for
 that row; ``error`` holds the message).
-``sets.csv``: set-level metrics (FVD) per method and attack, with ``n`` videos.
+``sets.csv``: set-level metrics (FVD) per method and attack, with ``n`` videos and a 95%
+bootstrap interval over videos (``ci_lo``, ``ci_hi``).
 ``samples/``: per method and attack one ``.npz`` (arrays ``cover``, ``watermarked``,
 ``attacked`` (3, H, W) and ``logo``, ``recovered`` (3, h, w), float32 in [0, 1]) for figures.
 """
@@ -29,8 +30,8 @@ ROW_COLUMNS = [
     "tlp", "embed_s", "extract_s", "attack_bytes", "status", "error",
 ]
 SET_COLUMNS = [
-    "method", "method_version", "attack", "attack_params", "metric", "value", "n", "status",
-    "reason",
+    "method", "method_version", "attack", "attack_params", "metric", "value", "ci_lo", "ci_hi",
+    "n", "status", "reason",
 ]
 STATUSES = ("ok", "unavailable", "error")
 TEXT_COLUMNS = ["video_id", "logo_id", "method", "method_version", "attack", "attack_version",

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import math
 import platform
 import subprocess
 import sys
@@ -33,6 +34,7 @@ from bench.store import Cache, default_cache_dir, make_key, tensor_digest
 
 #: bump when the way rows are computed changes (invalidates cached rows)
 RUNNER_VERSION = "1"
+I3D_FEATURE_VERSION = "1"  # bump when the FVD preprocessing or network changes
 SAMPLE_CLIPS = 1  # clips whose frames are kept as figure samples
 
 
@@ -48,6 +50,7 @@ class RunConfig:
     device: str = "cpu"
     cache_dir: Optional[Path] = field(default_factory=default_cache_dir)
     progress: bool = True
+    fvd: bool = True
 
 
 @dataclass
@@ -86,12 +89,26 @@ def build_attacks(spec: str) -> list[Attack]:
     return out
 
 
-def build_methods(spec: str, profile: Profile, device: str) -> list[Method]:
-    out = []
+@dataclass(frozen=True)
+class MissingMethod:
+    """A registered method that cannot run here (its weights are absent): its rows say why."""
+
+    name: str
+    version: str
+    reason: str
+
+
+def build_methods(spec: str, profile: Profile, device: str) -> list[Method | MissingMethod]:
+    """Instances of the chosen methods; one whose checkpoint is absent becomes a MissingMethod."""
+    from bench.checkpoints import CheckpointMissing
+
+    out: list[Method | MissingMethod] = []
     for name in registry.resolve("methods", spec):
         factory = registry.get("methods", name)
         try:
             out.append(factory(profile, device))
+        except CheckpointMissing as exc:
+            out.append(MissingMethod(name, str(getattr(factory, "version", "?")), str(exc)))
         except BenchError:
             raise
         except Exception as exc:
@@ -153,9 +170,13 @@ class Runner:
         self.cache = Cache(config.cache_dir)
         self.logos = evaluation_logos(self.profile.logo_size)
         self.scorer = metrics.VideoScorer(device=self.device)
-        self.fingerprints = {m.name: _method_fingerprint(m) for m in self.methods}
+        self.fingerprints = {m.name: _method_fingerprint(m) for m in self.methods
+                             if not isinstance(m, MissingMethod)}
         self.rows: list[dict] = []
         self.computed = 0
+        self.fvd = FvdFeatures(self.device, self.cache) if config.fvd else None
+        #: per method: (cover features, watermarked features) of every video embedded
+        self.fvd_pairs: dict[str, list[tuple[list, list]]] = {}
 
     # -- per clip -----------------------------------------------------------------------------
     def _logo_for(self, index: int) -> Logo:
@@ -168,8 +189,9 @@ class Runner:
                 "strength": attack.strength(),
                 "seed": row_seed(self.config.seed, clip_id, attack.canonical)}
 
-    def _error_rows(self, clip_id: str, logo: Logo, method: Method, message: str) -> list[dict]:
-        return [{**self._base_row(clip_id, logo, method, a), "status": "error", "error": message}
+    def _error_rows(self, clip_id: str, logo: Logo, method: Method | MissingMethod,
+                    message: str, status: str = "error") -> list[dict]:
+        return [{**self._base_row(clip_id, logo, method, a), "status": status, "error": message}
                 for a in self.attacks]
 
     def _embed(self, clip: Clip, logo: Logo, method: Method, key: str) -> dict:
@@ -233,11 +255,16 @@ class Runner:
                     for a in self.attacks]
         cached = [self.cache.get_json("rows", k) for k in row_keys]
         if all(r is not None for r in cached) and not (sample and self._samples_missing(method)):
+            if self.fvd is not None and not self._collect_fvd(clip, method, wm_key, None):
+                stored = self.cache.get_tensors("watermarked", wm_key)
+                if stored is not None:
+                    self._collect_fvd(clip, method, wm_key, _from_8bit(stored["video"]))
             return cached
         try:
             embedded = self._embed(clip, logo, method, wm_key)
         except Exception as exc:  # a broken method must not stop the run
             return self._error_rows(clip.id, logo, method, _describe(exc))
+        self._collect_fvd(clip, method, wm_key, embedded["video"])
         out = []
         for attack, key, row in zip(self.attacks, row_keys, cached, strict=True):
             if row is None or sample:
@@ -250,6 +277,22 @@ class Runner:
                            "error": _describe(exc)}
             out.append(row)
         return out
+
+    def _collect_fvd(self, clip: Clip, method: Method, wm_key: str,
+                     video: Optional[torch.Tensor]) -> bool:
+        """Keep the I3D features of this (cover, watermarked) pair for the method's FVD.
+
+        ``video=None`` only looks in the cache; returns whether the pair was collected.
+        """
+        if self.fvd is None or not self.fvd.available:
+            return True
+        cover = self.fvd.features(clip.frames)
+        marked = self.fvd.features(video, key=wm_key) if video is not None else \
+            self.fvd.cached(wm_key)
+        if cover is None or marked is None:
+            return False
+        self.fvd_pairs.setdefault(method.name, []).append((cover, marked))
+        return True
 
     def _samples_missing(self, method: Method) -> bool:
         from bench.results import sample_path
@@ -272,11 +315,15 @@ class Runner:
         for index, clip in enumerate(self.source):
             clips += 1
             for method in self.methods:
-                if isinstance(clip, ClipError):
+                if isinstance(method, MissingMethod):
+                    rows = self._error_rows(getattr(clip, "id", "?"), self._logo_for(index),
+                                            method, method.reason, status="unavailable")
+                elif isinstance(clip, ClipError):
                     rows = self._error_rows(clip.id, self._logo_for(index), method, clip.error)
                 else:
                     rows = self._process(index, as_8bit(clip), method)
-                if any(r["status"] != "error" for r in rows):
+                if not isinstance(method, MissingMethod) and any(
+                        r["status"] != "error" for r in rows):
                     ok_videos[method.name] += 1
                 self.rows.extend(rows)
                 bar.update(1)
@@ -295,16 +342,35 @@ class Runner:
         return RunSummary(out, len(self.rows), statuses, clips, self.computed, wall)
 
     def _set_rows(self, ok_videos: dict[str, int]) -> list[dict]:
-        """Set-level metrics per method and attack: FVD of the watermarked set vs the covers."""
+        """FVD per method: the set of watermarked videos vs the set of their covers.
+
+        Recorded under the ``identity`` attack (no attack: the watermarked set itself), with a
+        95% bootstrap interval over videos (pairs resampled together).
+        """
+        from bench.fvd import bootstrap_fvd, fvd_from_features
+
         rows = []
         for method in self.methods:
-            for attack in self.attacks:
-                value = metrics.fvd([], [])
-                rows.append({"method": method.name, "method_version": method.version,
-                             "attack": attack.name, "attack_params": attack.canonical,
-                             "metric": "fvd", "value": value.value, "n": ok_videos[method.name],
-                             "status": "ok" if value.available else "unavailable",
-                             "reason": value.reason})
+            row = {"method": method.name, "method_version": method.version,
+                   "attack": "identity", "attack_params": "identity", "metric": "fvd",
+                   "value": math.nan, "ci_lo": math.nan, "ci_hi": math.nan,
+                   "n": 0, "status": "unavailable"}
+            pairs = self.fvd_pairs.get(method.name, [])
+            if isinstance(method, MissingMethod):
+                row["reason"] = method.reason
+            elif self.fvd is None:
+                row["reason"] = "not computed: the run was made with --no-fvd"
+            elif not self.fvd.available:
+                row["reason"] = self.fvd.reason
+            else:
+                covers = [c for c, _ in pairs]
+                marked = [m for _, m in pairs]
+                value = fvd_from_features(marked, covers)
+                row.update(value=value.value, n=len(pairs), reason=value.reason)
+                if value.available:
+                    lo, hi = bootstrap_fvd(marked, covers, seed=self.config.seed)
+                    row.update(ci_lo=lo, ci_hi=hi, status="ok")
+            rows.append(row)
         return rows
 
     def _manifest(self, started: str) -> dict:
@@ -317,12 +383,48 @@ class Runner:
             "git": git_hash(), "device": device_description(self.device),
             "packages": package_versions(), "runner_version": RUNNER_VERSION,
             "methods": self.fingerprints,
+            "methods_unavailable": {m.name: m.reason for m in self.methods
+                                    if isinstance(m, MissingMethod)},
             "attacks": {a.canonical: a.version for a in self.attacks},
             "metrics": {m.column: m.spec.version for m in metrics.ALL},
             "weights": {w.name: w.sha256 for w in list_weights() if w.present},
             "source": {"spec": self.config.source, "name": self.source.name,
                        "version": self.source.version},
         }
+
+
+class FvdFeatures:
+    """I3D (Kinetics-400) logits of videos, cached by content; unavailable with a reason."""
+
+    def __init__(self, device: str, cache: Cache):
+        self.cache = cache
+        self.device = device
+        self.reason = ""
+        self._extractor = None
+        try:
+            from bench.i3d import I3DFeatures, load_i3d
+
+            self._extractor = I3DFeatures(device=device, model=load_i3d(device))
+        except BenchError as exc:
+            self.reason = str(exc)
+
+    @property
+    def available(self) -> bool:
+        return self._extractor is not None
+
+    def cached(self, key: str) -> Optional[list]:
+        entry = self.cache.get_json("i3d", make_key("i3d", I3D_FEATURE_VERSION, key))
+        return entry["features"] if entry else None
+
+    def features(self, video: torch.Tensor, key: Optional[str] = None) -> list:
+        """(T, 3, H, W) in [0, 1] -> 400 floats; ``key`` defaults to the video's digest."""
+        key = key or tensor_digest(video)
+        found = self.cached(key)
+        if found is None:
+            found = [float(v) for v in self._extractor(video)]
+            self.cache.put_json("i3d", make_key("i3d", I3D_FEATURE_VERSION, key),
+                                {"features": found})
+        return found
 
 
 def _describe(exc: BaseException) -> str:

@@ -1,0 +1,183 @@
+"""Where trained weights live, and how they are written and read.
+
+A checkpoint is two files side by side:
+
+* ``{name}-{profile}.pt``: ``torch.save`` of a plain ``dict[str, Tensor]`` (CPU, contiguous),
+  loadable with ``torch.load(path, weights_only=True)`` (no pickled code);
+* ``{name}-{profile}.card.json``: what made it (method, version, profile, steps, seed, command,
+  validation scores, size, sha256, ...).
+
+Baselines keep theirs in ``baselines/checkpoints/``, Safe-Sora and its variants (names starting
+with ``safe-sora``) in ``methods/checkpoints/``. Both files are written atomically.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+from pathlib import Path
+from typing import Any, Optional
+
+import torch
+
+from bench.api import BenchError, Profile
+
+__all__ = ["REPO_ROOT", "CheckpointMissing", "card_path", "checkpoint_path", "load_checkpoint",
+           "load_into", "save_checkpoint", "train_command"]
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+PACKAGES = ("baselines", "methods", "attacks")
+
+
+class CheckpointMissing(BenchError):
+    """A checkpoint file is absent; the message names it and the command that makes it."""
+
+    def __init__(self, path: Path | str, command: str):
+        self.path = Path(path)
+        self.command = command
+        super().__init__(f"checkpoint {self.path} is missing; make it with `{command}`")
+
+
+def train_command(method_name: str, profile_name: str) -> str:
+    """The command line that trains ``method_name`` for a profile (its defaults otherwise)."""
+    return f"python -m bench train --method {method_name} --profile {profile_name}"
+
+
+def checkpoint_path(method_name: str, profile_name: str, package: Optional[str] = None) -> Path:
+    """``<repo>/{package}/checkpoints/{method_name}-{profile_name}.pt``.
+
+    ``package`` None picks ``methods`` for names starting with ``safe-sora`` and ``baselines``
+    for every other name.
+    """
+    if package is None:
+        package = "methods" if method_name.startswith("safe-sora") else "baselines"
+    if package not in PACKAGES:
+        raise BenchError(f"checkpoint package must be one of {', '.join(PACKAGES)}, "
+                         f"got {package!r}")
+    for part, what in ((method_name, "method name"), (profile_name, "profile name")):
+        if not part or "/" in part or "\\" in part or part.startswith("."):
+            raise BenchError(f"{what} {part!r} cannot be part of a checkpoint file name")
+    return REPO_ROOT / package / "checkpoints" / f"{method_name}-{profile_name}.pt"
+
+
+def card_path(path: Path | str) -> Path:
+    """The card beside a checkpoint: ``x-default.pt`` -> ``x-default.card.json``."""
+    path = Path(path)
+    return path.with_name(f"{path.stem}.card.json")
+
+
+def _atomic_write(path: Path, data: bytes) -> None:
+    from bench.results import atomic_write_bytes
+
+    atomic_write_bytes(path, data)
+
+
+def _plain_state_dict(state_dict: dict) -> dict[str, torch.Tensor]:
+    out = {}
+    for key, value in state_dict.items():
+        if not isinstance(key, str) or not isinstance(value, torch.Tensor):
+            raise BenchError(f"a checkpoint holds only named tensors; {key!r} is "
+                             f"{type(value).__name__}")
+        out[key] = value.detach().to("cpu").contiguous().clone()
+    return out
+
+
+def save_checkpoint(path: Path | str, state_dict: dict, card: dict) -> Path:
+    """Write ``state_dict`` (tensors only) to ``path`` and ``card`` to its ``.card.json``.
+
+    The card written gains ``checkpoint_file``, ``checkpoint_bytes`` and ``sha256`` (of the
+    weight file). Both writes are atomic. Returns ``path``.
+    """
+    path = Path(path)
+    buffer = io.BytesIO()
+    torch.save(_plain_state_dict(state_dict), buffer)
+    data = buffer.getvalue()
+    _atomic_write(path, data)
+    full_card = {**card, "checkpoint_file": path.name, "checkpoint_bytes": len(data),
+                 "sha256": hashlib.sha256(data).hexdigest()}
+    text = json.dumps(full_card, indent=2, sort_keys=False, default=_json_default) + "\n"
+    _atomic_write(card_path(path), text.encode())
+    return path
+
+
+def _json_default(value: Any):
+    if isinstance(value, Path):
+        return str(value)
+    if isinstance(value, torch.Tensor) and value.numel() == 1:
+        return value.item()
+    if isinstance(value, (tuple, set)):
+        return list(value)
+    return str(value)
+
+
+def load_checkpoint(path: Path | str, command: Optional[str] = None
+                    ) -> tuple[dict[str, torch.Tensor], dict]:
+    """``(state_dict on the CPU, card)``; the card is ``{}`` when its file is absent.
+
+    A missing weight file raises ``CheckpointMissing`` (naming ``command`` when given), an
+    unreadable one ``BenchError``.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointMissing(path, command or "python -m bench train --method NAME "
+                                "--profile PROFILE")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:
+        raise BenchError(f"checkpoint {path} cannot be read as a weights-only torch file: "
+                         f"{exc}") from exc
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor)
+                                              for v in state.values()):
+        raise BenchError(f"checkpoint {path} is not a plain dict of tensors")
+    card: dict = {}
+    cpath = card_path(path)
+    if cpath.is_file():
+        try:
+            card = json.loads(cpath.read_text())
+        except json.JSONDecodeError as exc:
+            raise BenchError(f"checkpoint card {cpath} is not valid JSON: {exc}") from exc
+    return state, card
+
+
+def _profile_name(method, profile: Profile | str | None) -> str:
+    profile = profile if profile is not None else getattr(method, "profile", None)
+    if profile is None:
+        raise BenchError(f"method {method.name!r}: load_into needs the profile (pass profile= "
+                         "or set self.profile before calling it)")
+    return profile if isinstance(profile, str) else profile.name
+
+
+def load_into(method, checkpoint: Path | str | None = "default",
+              profile: Profile | str | None = None) -> Optional[Path]:
+    """Load weights into ``method.network()``; called by trainable methods' constructors.
+
+    ``checkpoint``: ``"default"`` (the committed file for the method and profile, see
+    ``checkpoint_path``), ``None`` (keep the fresh initialisation: training) or a path.
+    ``profile`` defaults to ``method.profile``. Sets and returns ``method.checkpoint`` (the
+    file loaded, or None). Raises ``CheckpointMissing`` when the file is absent and
+    ``BenchError`` when its tensors do not fit the network.
+    """
+    if checkpoint is None:
+        method.checkpoint = None
+        return None
+    if isinstance(checkpoint, str) and checkpoint == "default":
+        profile_name = _profile_name(method, profile)
+        path = checkpoint_path(method.name, profile_name)
+        command = train_command(method.name, profile_name)
+    else:
+        path = Path(checkpoint)
+        known = profile if profile is not None else getattr(method, "profile", None)
+        name = "PROFILE" if known is None else (known if isinstance(known, str) else known.name)
+        command = train_command(method.name, name) + f" --out {path}"
+    state, card = load_checkpoint(path, command)
+    network = method.network()
+    try:
+        network.load_state_dict(state, strict=True)
+    except RuntimeError as exc:
+        trained = card.get("method_version", "?")
+        raise BenchError(
+            f"checkpoint {path} does not fit {method.name!r} version {method.version} "
+            f"(trained with version {trained}); retrain with `{command}`: {exc}") from exc
+    method.checkpoint = path
+    return path

@@ -1,0 +1,106 @@
+"""Frechet video distance (Unterthiner et al. 2018) on I3D Kinetics-400 logits.
+
+FVD = Frechet distance between Gaussians fitted (mean, unbiased covariance) to the 400-d I3D
+logits of two sets of videos (see ``bench.i3d`` for the network and its preprocessing). The
+sets here are paired (video i of the watermarked set is video i of the covers, watermarked),
+so the bootstrap resamples pairs.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Iterable, Optional
+
+import numpy as np
+import torch
+
+from bench.api import BenchError, MetricValue
+from bench.metrics import FVD_REASON, frechet_distance
+
+MIN_VIDEOS = 2
+
+
+def _as_features(feats: object, what: str) -> np.ndarray:
+    arr = np.asarray(feats, dtype=np.float64)
+    if arr.ndim != 2:
+        raise BenchError(f"FVD: {what} features must be (N, D), got shape {arr.shape}")
+    if not np.isfinite(arr).all():
+        raise BenchError(f"FVD: {what} features contain NaN/inf")
+    return arr
+
+
+def gaussian_fit(feats: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """feats (N, D), N >= 2 -> mean (D,), unbiased covariance (D, D), float64."""
+    return feats.mean(axis=0), np.cov(feats, rowvar=False, ddof=1).reshape(feats.shape[1], -1)
+
+
+def _distance(a: np.ndarray, b: np.ndarray) -> float:
+    mu_a, cov_a = gaussian_fit(a)
+    mu_b, cov_b = gaussian_fit(b)
+    return frechet_distance(mu_a, cov_a, mu_b, cov_b)
+
+
+def fvd_from_features(feats_a: object, feats_b: object) -> MetricValue:
+    """FVD between feature sets (N, D) and (M, D); NaN with a reason if a set has < 2 rows."""
+    a = _as_features(feats_a, "first set's")
+    b = _as_features(feats_b, "second set's")
+    if a.shape[1] != b.shape[1]:
+        raise BenchError(f"FVD: feature sizes differ: {a.shape[1]} vs {b.shape[1]}")
+    if min(len(a), len(b)) < MIN_VIDEOS:
+        return MetricValue(math.nan, f"FVD needs at least {MIN_VIDEOS} videos per set to fit "
+                                     f"the I3D feature covariance, got {len(a)} and {len(b)}")
+    return MetricValue(_distance(a, b))
+
+
+def bootstrap_fvd(feats_a: object, feats_b: object, n_boot: int = 200, seed: int = 0,
+                  confidence: float = 0.95) -> tuple[float, float]:
+    """Percentile bootstrap interval of the FVD of two *paired* feature sets (N, D) each.
+
+    Each resample draws N pair indices with replacement and uses the same indices in both
+    sets. Returns (lo, hi) at ``confidence``; (nan, nan) when N < 2.
+    """
+    a = _as_features(feats_a, "first set's")
+    b = _as_features(feats_b, "second set's")
+    if a.shape != b.shape:
+        raise BenchError(f"bootstrap_fvd: paired sets must have equal shapes, got {a.shape} "
+                         f"and {b.shape}")
+    if n_boot < 1 or not 0 < confidence < 1:
+        raise BenchError("bootstrap_fvd: n_boot must be >= 1 and confidence in (0, 1)")
+    n = len(a)
+    if n < MIN_VIDEOS:
+        return math.nan, math.nan
+    rng = np.random.default_rng(seed)
+    values = np.empty(n_boot)
+    for i in range(n_boot):
+        idx = rng.integers(0, n, size=n)
+        values[i] = _distance(a[idx], b[idx])
+    tail = (1 - confidence) / 2 * 100
+    lo, hi = np.percentile(values, [tail, 100 - tail])
+    return float(lo), float(hi)
+
+
+def fvd_of_videos(watermarked_videos: Iterable[torch.Tensor],
+                  cover_videos: Iterable[torch.Tensor], device: str = "cpu",
+                  extractor: Optional[object] = None) -> MetricValue:
+    """FVD between two sets of videos (each (T, 3, H, W) in [0, 1], T >= 10), I3D logits.
+
+    NaN with a reason (never an exception) when I3D is not installed, a set has fewer than 2
+    videos, or a video is unusable (too short, wrong shape, NaN).
+    """
+    from bench import i3d
+
+    marked, covers = list(watermarked_videos), list(cover_videos)
+    try:
+        for video in (*marked, *covers):  # cheap checks before loading the network
+            i3d.check_video(video)
+    except BenchError as exc:
+        return MetricValue(math.nan, str(exc))
+    if min(len(marked), len(covers)) < MIN_VIDEOS:
+        return MetricValue(math.nan, f"FVD needs at least {MIN_VIDEOS} videos per set to fit "
+                                     f"the I3D feature covariance, got {len(marked)} and "
+                                     f"{len(covers)}")
+    try:
+        features = extractor if extractor is not None else i3d.I3DFeatures(device)
+    except BenchError as exc:
+        return MetricValue(math.nan, f"{FVD_REASON}: {exc}")
+    return fvd_from_features(features.batch(marked), features.batch(covers))
