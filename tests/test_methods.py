@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from bench import registry
-from bench.api import Method
+from bench.api import Method, TrainableMethod
 from bench.profiles import load_profile
 
 PROFILE = load_profile("tiny")
@@ -16,9 +16,18 @@ def _psnr(a: torch.Tensor, b: torch.Tensor) -> float:
     return float(-10 * torch.log10(((a.double() - b.double()) ** 2).mean()))
 
 
+def _build(name: str) -> Method:
+    """Weight-free methods as registered; trainable ones freshly initialised (no checkpoint)."""
+    factory = registry.get("methods", name)
+    if isinstance(factory, type) and issubclass(factory, TrainableMethod):
+        torch.manual_seed(0)
+        return factory(PROFILE, "cpu", checkpoint=None)
+    return factory(PROFILE, "cpu")
+
+
 @pytest.mark.parametrize("name", registry.names("methods"))
 def test_method_contract(name, smooth_clip, block_logo):
-    method = registry.get("methods", name)(PROFILE, "cpu")
+    method = _build(name)
     assert isinstance(method, Method) and method.name == name and method.version
     frames = smooth_clip[None]
     before = frames.clone()
@@ -77,3 +86,33 @@ def test_dct_transform_is_orthonormal():
     ref = [sum(x[n] * math.cos(math.pi * (2 * n + 1) * k / 16) for n in range(8))
            * math.sqrt((1 if k == 0 else 2) / 8) for k in range(8)]
     assert torch.allclose(d @ x, torch.tensor(ref, dtype=torch.float64), atol=1e-12)
+
+
+@pytest.mark.parametrize("name", registry.names("methods"))
+def test_trainable_methods_get_gradients_in_training_mode(name, smooth_clip, block_logo):
+    method = _build(name)
+    if not isinstance(method, TrainableMethod):
+        pytest.skip(f"{name} has no weights")
+    attack = registry.get("attacks", "blur")().train_form()
+    losses = method.training_losses(smooth_clip[None, :2], block_logo[None], attack,
+                                    torch.Generator().manual_seed(0))
+    losses["loss"].backward()
+    grads = [p.grad for p in method.network().parameters() if p.requires_grad]
+    assert any(g is not None and torch.isfinite(g).all() and g.abs().sum() > 0 for g in grads)
+
+
+def test_a_registered_method_without_its_checkpoint_gives_unavailable_rows(tmp_path):
+    from bench.runner import MissingMethod, RunConfig, Runner
+
+    runner = Runner(RunConfig(methods="balujanet,identity", attacks="identity", profile="tiny",
+                              limit=1, out=tmp_path / "o", cache_dir=None, progress=False,
+                              fvd=False))
+    missing = [m for m in runner.methods if isinstance(m, MissingMethod)]
+    if not missing:
+        pytest.skip("a tiny-profile balujanet checkpoint exists")
+    runner.run()
+    from bench.results import load_results
+
+    rows = load_results(tmp_path / "o").rows.set_index("method")
+    assert rows.loc["balujanet", "status"] == "unavailable"
+    assert "bench train" in rows.loc["balujanet", "error"]
