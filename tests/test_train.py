@@ -1,0 +1,341 @@
+"""The shared training loop, driven by a tiny two-conv trainable method defined here.
+
+Most tests replace the clip renderer and the logo renderer with cheap synthetic ones (the
+loop's logic does not depend on the pictures); one test renders real training clips.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Optional
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from bench.api import BenchError, Clip, Method, TrainableMethod
+from bench.checkpoints import load_checkpoint, load_into
+from bench.profiles import load_profile
+from bench.train import (
+    VALIDATION_PROMPT_IDS,
+    TrainingData,
+    derive_seed,
+    lr_factor,
+    state_path,
+    train,
+    validate,
+)
+
+PROFILE = load_profile("tiny")
+
+
+class TinyMethod(TrainableMethod):
+    """Embeds a tanh residual of conv(frame, logo); extracts sigmoid(conv(mean frame))."""
+
+    name = "tiny-trainable"
+    version = "1"
+    train_defaults = {"lr": 1e-2, "weight_decay": 0.0, "betas": (0.9, 0.999), "batch_size": 2,
+                      "steps": 30}
+    train_attacks = ("identity", "noise")
+    #: training_losses raises on this call number (simulates a crash); None: never
+    crash_at: Optional[int] = None
+    calls = 0
+    losses: list = []
+
+    def __init__(self, profile, device="cpu", checkpoint="default"):
+        self.profile = profile
+        self.device = device
+        self.net = nn.ModuleDict({"enc": nn.Conv2d(6, 3, 3, padding=1),
+                                  "dec": nn.Conv2d(3, 3, 3, padding=1)})
+        with torch.no_grad():  # start far from the logos' mean grey: a clear descent
+            self.net["dec"].bias.fill_(-2.0)
+        load_into(self, checkpoint)
+
+    def network(self) -> nn.Module:
+        return self.net
+
+    def _residual(self, frames, logos):
+        b, t, _, h, w = frames.shape
+        up = F.interpolate(logos, size=(h, w), mode="nearest")
+        up = up[:, None].expand(b, t, 3, h, w)
+        x = torch.cat([frames, up], dim=2).reshape(b * t, 6, h, w)
+        return torch.tanh(self.net["enc"](x)).reshape(b, t, 3, h, w)
+
+    def embed(self, frames, logos, clips=None):
+        return (frames + 0.1 * self._residual(frames, logos)).clamp(0, 1)
+
+    def extract(self, frames):
+        mean = frames.mean(dim=1)
+        out = torch.sigmoid(self.net["dec"](mean))
+        return F.adaptive_avg_pool2d(out, self.profile.logo_size)
+
+    def training_losses(self, frames, logos, attack, generator):
+        type(self).calls += 1
+        if self.crash_at is not None and type(self).calls == self.crash_at:
+            raise RuntimeError("simulated crash")
+        strength = 0.05 + 0.1 * torch.rand(())  # global RNG: resumption must restore it
+        marked = frames + strength * self._residual(frames, logos)
+        recovered = self.extract(attack(marked, generator))
+        video_mse = F.mse_loss(marked, frames)
+        logo_mse = F.mse_loss(recovered, logos)
+        loss = video_mse + logo_mse
+        type(self).losses.append(float(loss.detach()))
+        return {"loss": loss, "video_mse": video_mse, "logo_mse": logo_mse}
+
+    def card(self) -> dict:
+        return {"convs": 2}
+
+
+def _smooth(seed: int, shape: tuple) -> torch.Tensor:
+    gen = torch.Generator().manual_seed(seed % 2**63)
+    low = torch.rand(shape[0], 3, 4, 4, generator=gen)
+    return F.interpolate(low, size=shape[-2:], mode="bilinear") * 0.8 + 0.1
+
+
+@pytest.fixture
+def fast_data(monkeypatch):
+    """Synthetic clips and logos, a pure function of (index, seed); records clip indices."""
+    drawn: list[int] = []
+
+    def fake_clip(self, index, render_seed):
+        drawn.append(index)
+        frames = _smooth(derive_seed("clip", index, render_seed),
+                         (self.profile.frames, 3, self.profile.height, self.profile.width))
+        return Clip(id=f"t{index:03d}", prompt="synthetic", frames=frames, fps=8.0)
+
+    def fake_logo(self, index):
+        size = self.profile.logo_size
+        gen = torch.Generator().manual_seed(index)
+        low = torch.rand(1, 3, 4, 4, generator=gen)
+        return F.interpolate(low, size=(size, size), mode="nearest")[0]
+
+    monkeypatch.setattr(TrainingData, "_clip", fake_clip)
+    monkeypatch.setattr(TrainingData, "_logo", fake_logo)
+    TinyMethod.crash_at, TinyMethod.calls, TinyMethod.losses = None, 0, []
+    return drawn
+
+
+def _weights(path) -> dict:
+    return torch.load(path, weights_only=True)
+
+
+def test_lr_schedule_closed_form():
+    total = 100  # warm-up W = 2
+    assert lr_factor(0, total) == pytest.approx(0.5)
+    assert lr_factor(1, total) == pytest.approx(1.0)
+    assert lr_factor(2, total) == pytest.approx(1.0)
+    assert lr_factor(99, total) == pytest.approx(0.01)
+    expected = 0.01 + 0.99 * 0.5 * (1 + np.cos(np.pi * (50 - 2) / (99 - 2)))
+    assert lr_factor(50, total) == pytest.approx(expected)
+    values = [lr_factor(s, total) for s in range(2, total)]
+    assert all(a >= b for a, b in zip(values[:-1], values[1:], strict=True))
+    assert lr_factor(0, 1) == pytest.approx(1.0)
+
+
+def test_loss_decreases(tmp_path, fast_data):
+    out = train(TinyMethod, profile="tiny", steps=30, out=tmp_path / "m.pt", progress=False,
+                workers=0, frames=4)
+    losses = TinyMethod.losses
+    assert len(losses) == 30
+    assert np.mean(losses[-5:]) < 0.6 * np.mean(losses[:5])
+    assert out.is_file() and not state_path(out).exists()
+
+
+def test_same_seed_same_weights_other_seed_other_weights(tmp_path, fast_data):
+    a = train(TinyMethod, profile="tiny", steps=3, out=tmp_path / "a.pt", progress=False, workers=0)
+    b = train(TinyMethod, profile="tiny", steps=3, out=tmp_path / "b.pt", progress=False, workers=0)
+    c = train(TinyMethod, profile="tiny", steps=3, seed=1, out=tmp_path / "c.pt",
+              progress=False, workers=0)
+    wa, wb, wc = _weights(a), _weights(b), _weights(c)
+    assert all(torch.equal(wa[k], wb[k]) for k in wa)
+    assert not torch.equal(wa["enc.weight"], wc["enc.weight"])
+
+
+def test_resume_after_a_crash_matches_an_uninterrupted_run(tmp_path, fast_data):
+    """The interrupted run renders batches in a worker process, the reference in-process."""
+    settings = dict(profile="tiny", steps=6, progress=False, validate_every=2)
+    whole = train(TinyMethod, out=tmp_path / "whole.pt", workers=0, **settings)
+
+    TinyMethod.calls, TinyMethod.crash_at = 0, 5
+    out = tmp_path / "resumed.pt"
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        train(TinyMethod, out=out, **settings)
+    assert not out.exists()
+    state = torch.load(state_path(out), weights_only=True)
+    assert state["step"] == 4
+
+    TinyMethod.calls, TinyMethod.crash_at = 0, None
+    train(TinyMethod, out=out, **settings)
+    assert TinyMethod.calls == 2  # steps 5 and 6 only
+    wa, wb = _weights(whole), _weights(out)
+    assert all(torch.equal(wa[k], wb[k]) for k in wa)
+    _, card_a = load_checkpoint(whole)
+    _, card_b = load_checkpoint(out)
+    assert card_a["history"] == card_b["history"]
+
+
+def test_resume_refuses_other_settings_unless_told(tmp_path, fast_data):
+    TinyMethod.crash_at = 3
+    out = tmp_path / "m.pt"
+    with pytest.raises(RuntimeError):
+        train(TinyMethod, profile="tiny", steps=4, out=out, progress=False, workers=0,
+              validate_every=2)
+    TinyMethod.crash_at = None
+    with pytest.raises(BenchError, match="lr"):
+        train(TinyMethod, profile="tiny", steps=4, out=out, progress=False, workers=0, lr=0.5)
+    TinyMethod.calls = 0
+    train(TinyMethod, profile="tiny", steps=4, out=out, progress=False, workers=0, lr=0.5,
+          resume=False)
+    assert TinyMethod.calls == 4
+
+
+def test_checkpoint_and_card(tmp_path, fast_data):
+    out = train(TinyMethod, profile="tiny", steps=3, seed=7, out=tmp_path / "m.pt",
+                progress=False, workers=0, batch_size=3)
+    weights = torch.load(out, weights_only=True)
+    method = TinyMethod(PROFILE, checkpoint=out)
+    assert set(weights) == set(method.network().state_dict())
+    state, card = load_checkpoint(out)
+    for key in ("method", "method_version", "profile", "steps", "seed", "batch_size", "lr",
+                "training_seconds", "device", "validation", "parameters", "checkpoint_bytes",
+                "sha256", "method_card", "command"):
+        assert key in card, key
+    assert card["method"] == "tiny-trainable" and card["profile"] == "tiny"
+    assert card["steps"] == 3 and card["seed"] == 7 and card["batch_size"] == 3
+    assert card["parameters"] == sum(v.numel() for v in state.values())
+    assert card["checkpoint_bytes"] == out.stat().st_size
+    assert card["method_card"] == {"convs": 2}
+    assert card["command"].startswith("python -m bench train --method tiny-trainable "
+                                      "--profile tiny --steps 3 --seed 7 --batch-size 3")
+    # the card's scores are what validation gives for the saved weights
+    items = TrainingData(PROFILE, seed=7).validation()
+    scores = validate(method, items)
+    assert card["validation"]["w_psnr"] == pytest.approx(scores["w_psnr"], abs=1e-9)
+    assert card["validation"]["v_psnr"] == pytest.approx(scores["v_psnr"], abs=1e-9)
+    assert card["validation"]["prompts"] == list(VALIDATION_PROMPT_IDS)
+
+
+class _ConstantShift(TrainableMethod):
+    """Adds 2/255 to every pixel; extracts a grey logo (closed-form PSNRs)."""
+
+    name = "shift"
+    version = "1"
+
+    def __init__(self, profile, device="cpu", checkpoint=None):
+        self.profile = profile
+        self.net = nn.Identity()
+
+    def network(self):
+        return self.net
+
+    def embed(self, frames, logos, clips=None):
+        return frames + 2 / 255
+
+    def extract(self, frames):
+        size = self.profile.logo_size
+        return torch.full((frames.shape[0], 3, size, size), 0.5)
+
+    def training_losses(self, frames, logos, attack, generator):  # pragma: no cover
+        raise AssertionError
+
+
+def test_validation_scores_against_closed_forms(fast_data):
+    items = TrainingData(PROFILE, seed=0).validation()
+    assert len(items) == 4
+    scores = validate(_ConstantShift(PROFILE), items)
+    assert scores["v_psnr"] == pytest.approx(20 * math.log10(255 / 2), abs=1e-6)
+    expected = np.mean([10 * np.log10(1 / np.mean((0.5 - logo.numpy().astype(np.float64)) ** 2))
+                        for _, logo in items])
+    assert scores["w_psnr"] == pytest.approx(expected, abs=1e-6)
+
+
+def test_batches_vary_by_step_and_never_use_validation_prompts(fast_data, monkeypatch):
+    data = TrainingData(PROFILE, seed=3, frames=4)
+    held = set(data.validation_indices)
+    assert len(held) == 4 and not held & set(data.train_indices)
+    frames0, logos0, ids0 = data.batch(0, 2)
+    again, _, ids_again = data.batch(0, 2)
+    frames1, _, ids1 = data.batch(1, 2)
+    assert frames0.shape == (2, 4, 3, 64, 64) and logos0.shape == (2, 3, 32, 32)
+    assert torch.equal(frames0, again) and ids0 == ids_again
+    assert ids0 != ids1 and not torch.equal(frames0, frames1)
+    assert torch.equal(frames0, (frames0 * 255).round() / 255)  # 8-bit covers
+    drawn = []
+    blank = torch.zeros(16, 3, 2, 2)
+
+    def record(self, index, render_seed):
+        drawn.append(index)
+        return Clip(id=f"t{index:03d}", prompt="blank", frames=blank)
+
+    monkeypatch.setattr(TrainingData, "_clip", record)
+    for step in range(300):
+        data.batch(step, 2)
+    assert not held & set(drawn)
+    assert len(set(drawn)) > 150
+
+
+def test_frame_windows_are_contiguous_and_move(monkeypatch):
+    def ramp_clip(self, index, render_seed):
+        t = torch.arange(self.profile.frames, dtype=torch.float32) / 255
+        frames = t.view(-1, 1, 1, 1).expand(-1, 3, 4, 4).clone()
+        return Clip(id=f"t{index:03d}", prompt="ramp", frames=frames)
+
+    monkeypatch.setattr(TrainingData, "_clip", ramp_clip)
+    monkeypatch.setattr(TrainingData, "_logo", lambda self, i: torch.zeros(3, 32, 32))
+    data = TrainingData(PROFILE, seed=0, frames=5)
+    starts = set()
+    for step in range(40):
+        frames, _, _ = data.batch(step, 1)
+        index = (frames[0, :, 0, 0, 0] * 255).round().long()
+        assert torch.equal(index, index[0] + torch.arange(5))
+        starts.add(int(index[0]))
+    assert starts <= set(range(12)) and len(starts) > 5
+    with pytest.raises(BenchError, match="frames"):
+        TrainingData(PROFILE, frames=17)
+
+
+def test_real_training_clips_and_logos():
+    data = TrainingData(PROFILE, seed=0, frames=2)
+    frames, logos, ids = data.batch(0, 1)
+    assert frames.shape == (1, 2, 3, 64, 64) and logos.shape == (1, 3, 32, 32)
+    assert ids[0].split("@")[0] not in VALIDATION_PROMPT_IDS and ids[0].startswith("t")
+    assert torch.equal(frames, (frames * 255).round() / 255)
+    assert float(frames.std()) > 0.01 and float(logos.std()) > 0.01
+
+
+def test_untrainable_methods_and_bad_settings_are_refused(tmp_path, fast_data):
+    class Plain(Method):
+        name, version = "plain", "1"
+
+        def __init__(self, profile, device="cpu", checkpoint=None):
+            pass
+
+        def embed(self, frames, logos, clips=None):
+            return frames
+
+        def extract(self, frames):
+            return frames[:, 0]
+
+    with pytest.raises(BenchError, match="not a TrainableMethod"):
+        train(Plain, profile="tiny", steps=1, out=tmp_path / "p.pt", progress=False, workers=0)
+    with pytest.raises(BenchError, match="positive"):
+        train(TinyMethod, profile="tiny", steps=0, out=tmp_path / "p.pt", progress=False, workers=0)
+    with pytest.raises(BenchError, match="cuda|device"):
+        train(TinyMethod, profile="tiny", steps=1, device="tpu", progress=False, workers=0)
+
+
+def test_cli_reports_an_untrainable_method(capsys):
+    from bench.__main__ import build_parser, main
+
+    assert main(["train", "--method", "identity", "--profile", "tiny", "--steps", "1",
+                 "--quiet"]) == 2
+    assert "not a TrainableMethod" in capsys.readouterr().err
+    args = build_parser().parse_args(["train", "--method", "udh", "--steps", "5", "--frames",
+                                      "4", "--no-resume", "--batch-size", "3", "--lr", "1e-3"])
+    assert (args.steps, args.frames, args.no_resume, args.batch_size, args.lr) == \
+        (5, 4, True, 3, 1e-3)
+    args = build_parser().parse_args(["fit-proxy", "--profile", "tiny", "--clips", "4",
+                                      "--epochs", "2"])
+    assert (args.profile, args.clips, args.epochs) == ("tiny", 4, 2)
