@@ -13,10 +13,11 @@ calls a subclass provides (``hide``: covers and secrets -> stego images; ``revea
 secrets). Training follows the papers: stego loss + weighted reveal loss, with the
 differentiable attack between hiding and revealing.
 
-Training budget: each method's ``train_defaults["steps"]`` is what trains in about 10 minutes
-on 2 CPU cores at the ``default`` profile (step times measured with the shared loop, data
-rendering included: balujanet 3.9 s, udh 2.8 s, pusnet 5.7 s, wengnet 2.4 s, safe-sd 2.5 s).
-That is far shorter than the papers' training; see each card.
+Training budget: each method's ``train_defaults["steps"]`` is what trains in about 40 minutes
+on 2 CPU cores at the ``default`` profile (forward + backward per step, data rendering aside:
+balujanet 0.46 s, udh 1.7-2.2 s, pusnet 0.9 s, wengnet 1.05 s, safe-sd 1.0 s), with a peak
+learning rate raised from the papers' 1e-4 to 3e-4 (UDH keeps its 1e-3) for that short
+budget. That is far shorter than the papers' training; each card records what was done.
 """
 
 from __future__ import annotations

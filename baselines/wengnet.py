@@ -107,8 +107,8 @@ class WengNet(VideoMethodBase):
     name = "wengnet"
     version = "1"
     description = "Weng 2019 video steganography: frame and temporal-residual branches"
-    train_defaults = {"lr": 1e-4, "betas": (0.5, 0.999), "weight_decay": 1e-5,
-                      "batch_size": 4, "frames": 2, "steps": 250}
+    train_defaults = {"lr": 3e-4, "betas": (0.5, 0.999), "weight_decay": 1e-5,
+                      "batch_size": 4, "frames": 2, "steps": 1600}
     train_attacks = ("identity",)
 
     def build_network(self, profile: Profile) -> nn.Module:

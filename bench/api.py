@@ -80,8 +80,15 @@ class Method(abc.ABC):
     def extract(self, frames: torch.Tensor) -> torch.Tensor:
         """frames (B, T, 3, H, W) -> recovered logos (B, 3, h, w) in [0, 1]."""
 
+    def embedded_positions(self) -> Optional[torch.Tensor]:
+        """Where the last ``embed`` hid each logo patch: long (B, P), a location index of the
+        method's own (e.g. ``frame * regions + region``); None for methods without patches."""
+        return None
+
     def positions(self) -> Optional[torch.Tensor]:
-        """Patch positions decoded by the last ``extract``, where the method has any."""
+        """Where the last ``extract`` took each logo slot's patch from: long (B, P) in the
+        index space of ``embedded_positions`` (-1: slot left empty); None for methods without
+        patches. The runner scores their agreement as ``patch_acc``."""
         return None
 
     @classmethod

@@ -24,7 +24,7 @@ import math
 import re
 import warnings
 from dataclasses import dataclass
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, Iterable, Optional
 
 import numpy as np
 import torch
@@ -191,6 +191,29 @@ def watermark_metrics(recovered: torch.Tensor, logo: torch.Tensor) -> dict[str, 
         "w_psnr": MetricValue(min(psnr(recovered, logo), PSNR_CAP_DB)),
         "w_ssim": MetricValue(ssim(recovered, logo)),
     }
+
+
+NO_POSITIONS_REASON = "the method reports no patch positions"
+
+
+def patch_accuracy(placed: Optional[torch.Tensor], embedded: Optional[torch.Tensor]
+                   ) -> MetricValue:
+    """Fraction of logo patches placed back where they belong, in [0, 1].
+
+    ``embedded`` (P,): where ``embed`` hid each of the logo's P patches (a method-defined
+    location index, e.g. ``frame * regions + region``); ``placed`` (P,): the location that
+    ``extract`` took the patch for logo slot p from (-1: slot left empty). A patch counts as
+    placed back correctly when both agree. NaN with the reason when the method reports no
+    positions (either tensor None); a shape mismatch raises BenchError.
+    """
+    if placed is None or embedded is None:
+        return MetricValue(math.nan, NO_POSITIONS_REASON)
+    placed = torch.as_tensor(placed).reshape(-1)
+    embedded = torch.as_tensor(embedded).reshape(-1)
+    if placed.shape != embedded.shape or placed.numel() == 0:
+        raise BenchError(f"patch positions: extract placed {placed.numel()} patches but embed "
+                         f"hid {embedded.numel()}")
+    return MetricValue(float((placed.long() == embedded.long()).double().mean()))
 
 
 # --------------------------------------------------------------------------- LPIPS
@@ -483,11 +506,17 @@ V_LPIPS = _metric("v-lpips", False, "", "row",
 TLP = _metric("tlp", False, "", "row",
               "temporal LPIPS: mean |LPIPS(w_t, w_t+1) - LPIPS(c_t, c_t+1)|, raw (paper x100)",
               tlp)
+PATCH_ACC = _metric("patch-acc", True, "fraction", "row",
+                    "fraction of logo patches placed back at their own position (methods "
+                    "that report patch positions, such as Safe-Sora's position codes)",
+                    patch_accuracy)
 FVD = _metric("fvd", False, "", "set",
               "Frechet video distance (I3D Kinetics-400) between watermarked and cover sets", fvd)
 
-ROW_COLUMNS = ["w_psnr", "w_ssim", "v_psnr", "v_ssim", "v_lpips", "tlp"]
-ALL = [W_PSNR, W_SSIM, V_PSNR, V_SSIM, V_LPIPS, TLP, FVD]
+ROW_COLUMNS = ["w_psnr", "w_ssim", "patch_acc", "v_psnr", "v_ssim", "v_lpips", "tlp"]
+ALL = [W_PSNR, W_SSIM, PATCH_ACC, V_PSNR, V_SSIM, V_LPIPS, TLP, FVD]
+#: row metrics that only some methods can have: NaN with a reason, yet the row stays ``ok``
+NOT_APPLICABLE_REASONS = {"patch_acc": NO_POSITIONS_REASON}
 
 
 def by_column(column: str) -> Metric:

@@ -60,7 +60,8 @@ TABLE1_COLUMNS = [
     Column("v_ssim", "v_ssim"), Column("v_lpips", "v_lpips"), Column("tlp_x100", "tlp", 100.0),
     Column("fvd", "fvd"),
 ]
-ROBUSTNESS_METRICS = ("w_psnr", "w_ssim")
+ROBUSTNESS_METRICS = ("w_psnr", "w_ssim", "patch_acc")
+NOT_APPLICABLE = "n/a"
 WATERMARK_METRICS = ("w_psnr", "w_ssim")  # taken from the identity attack in Table 1
 
 
@@ -361,6 +362,9 @@ def robustness_markdown(table: pd.DataFrame) -> str:
         line = [row["method"], row["attack_params"], strength, int(row["n_videos"]),
                 int(row["errors"])]
         for metric in ROBUSTNESS_METRICS:
+            if metric in metrics.NOT_APPLICABLE_REASONS and int(row[f"{metric}_n"]) == 0:
+                line.append(NOT_APPLICABLE)
+                continue
             line.append(format_cell(row[metric], row[f"{metric}_lo"], row[f"{metric}_hi"],
                                     int(row[f"{metric}_n"]), int(row["n_videos"])))
         body.append(line)
@@ -377,6 +381,13 @@ TABLE1_LEGEND = (
     f"signed-rank test over videos, p < {ALPHA} (needs at least 6 videos). `paper`: Safe-Sora "
     "(NeurIPS 2025) Table 1, VideoCrafter2 at 320x512, 100 prompts: a different setting, "
     "shown for orientation only.")
+
+
+ROBUSTNESS_LEGEND = (
+    "W-PSNR and W-SSIM of the recovered logo after each attack setting: mean over videos "
+    "[95% bootstrap CI]. PATCH-ACC: fraction of logo patches placed back at their own "
+    f"position; {NOT_APPLICABLE} for methods that report no patch positions "
+    f"({metrics.NO_POSITIONS_REASON}).")
 
 
 # --------------------------------------------------------------------------- figures
@@ -472,13 +483,13 @@ def _notes_markdown(notes: Notes, table: pd.DataFrame) -> str:
         return "No methods in the results."
     if not notes.unavailable:
         return "Every metric has values for every method."
-    lines = []
     labels = {c.key: c.label for c in TABLE1_COLUMNS}
+    grouped: dict[tuple[str, tuple[str, ...]], list[str]] = {}  # (reason, methods) -> metrics
     for key, reasons in notes.unavailable.items():
         for reason, methods in reasons.items():
-            lines.append(f"- **{labels.get(key, key)}** unavailable for "
-                         f"{', '.join(sorted(methods))}: {reason}")
-    return "\n".join(lines)
+            grouped.setdefault((reason, tuple(sorted(methods))), []).append(labels.get(key, key))
+    return "\n".join(f"- **{', '.join(keys)}** unavailable for {', '.join(methods)}: {reason}"
+                     for (reason, methods), keys in grouped.items())
 
 
 def _errors_markdown(rows: pd.DataFrame) -> str:
@@ -514,8 +525,7 @@ def build_report(results_dir: str | Path, out_dir: str | Path) -> list[Path]:
                        f"{table1_md}\n")
     write("robustness.csv", robustness.to_csv(index=False))
     robustness_md = robustness_markdown(robustness)
-    robustness_legend = ("W-PSNR and W-SSIM of the recovered logo after each attack setting: "
-                         "mean over videos [95% bootstrap CI].")
+    robustness_legend = ROBUSTNESS_LEGEND
     write("robustness.md", f"# Robustness\n\n{robustness_legend}\n\n{robustness_md}\n")
 
     robustness_pngs, strips, problems = build_figures(results, robustness, out)

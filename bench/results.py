@@ -26,8 +26,8 @@ from bench.api import BenchError
 
 ROW_COLUMNS = [
     "video_id", "logo_id", "method", "method_version", "attack", "attack_version",
-    "attack_params", "strength", "seed", "w_psnr", "w_ssim", "v_psnr", "v_ssim", "v_lpips",
-    "tlp", "embed_s", "extract_s", "attack_bytes", "status", "error",
+    "attack_params", "strength", "seed", "w_psnr", "w_ssim", "patch_acc", "v_psnr", "v_ssim",
+    "v_lpips", "tlp", "embed_s", "extract_s", "attack_bytes", "status", "error",
 ]
 SET_COLUMNS = [
     "method", "method_version", "attack", "attack_params", "metric", "value", "ci_lo", "ci_hi",
@@ -98,6 +98,8 @@ def load_results(folder: str | Path) -> Results:
         rows = pd.read_csv(rows_path, dtype={c: str for c in TEXT_COLUMNS})
     except Exception as exc:
         raise BenchError(f"cannot read {rows_path}: {exc}") from exc
+    if "patch_acc" not in rows.columns:  # results written before the metric existed
+        rows["patch_acc"] = np.nan
     missing = [c for c in ROW_COLUMNS if c not in rows.columns]
     if missing:
         raise BenchError(f"{rows_path} lacks columns {missing}")

@@ -33,7 +33,7 @@ from bench.sources.logos import evaluation_logos
 from bench.store import Cache, default_cache_dir, make_key, tensor_digest
 
 #: bump when the way rows are computed changes (invalidates cached rows)
-RUNNER_VERSION = "1"
+RUNNER_VERSION = "2"  # 2: embedded patch positions kept with the watermarked video
 I3D_FEATURE_VERSION = "1"  # bump when the FVD preprocessing or network changes
 SAMPLE_CLIPS = 1  # clips whose frames are kept as figure samples
 
@@ -206,9 +206,11 @@ class Runner:
             out = method.embed(frames, logo.image.to(self.device)[None], [clip])
         embed_s = time.perf_counter() - start
         _validate(out, frames.shape, f"{method.name}.embed")
+        hidden_at = method.embedded_positions()
         video = _from_8bit(_to_8bit(out[0].cpu()))
         scores = self.scorer(video, clip.frames)
         info = {"embed_s": embed_s,
+                "positions": None if hidden_at is None else hidden_at[0].cpu().tolist(),
                 "metrics": {k: v.value for k, v in scores.items()},
                 "reasons": {k: v.reason for k, v in scores.items() if not v.available}}
         self.cache.put_tensors("watermarked", key, {"video": _to_8bit(video)})
@@ -228,12 +230,17 @@ class Runner:
         _validate(recovered, (1, *logo.image.shape), f"{method.name}.extract")
         recovered = recovered[0].cpu().clamp(0, 1)
         w = metrics.watermark_metrics(recovered, logo.image)
+        placed = method.positions()
+        w["patch_acc"] = metrics.patch_accuracy(
+            None if placed is None else placed[0].cpu(),
+            None if embedded.get("positions") is None else torch.tensor(embedded["positions"]))
         values = {**embedded["metrics"], **{k: v.value for k, v in w.items()}}
         reasons = {**embedded["reasons"], **{k: v.reason for k, v in w.items() if not v.available}}
         row.update(values)
         row.update(embed_s=embedded["embed_s"], extract_s=extract_s,
                    attack_bytes=(getattr(attack, "last_info", None) or {}).get("bytes"))
-        row["status"] = "unavailable" if reasons else "ok"
+        missing = [k for k, v in reasons.items() if metrics.NOT_APPLICABLE_REASONS.get(k) != v]
+        row["status"] = "unavailable" if missing else "ok"
         row["error"] = "; ".join(f"{k}: {v}" for k, v in sorted(reasons.items()))
         if sample:
             mid = clip.frames.shape[0] // 2

@@ -519,7 +519,7 @@ def _device_text(device: str) -> str:
 
 
 class _Logger:
-    """A tqdm bar with smoothed training loss, W-PSNR and V-PSNR (dB), or nothing."""
+    """A tqdm bar with smoothed training loss, W-PSNR and V-PSNR (dB) (none when quiet)."""
 
     def __init__(self, enabled: bool, total: int, initial: int, name: str):
         self.bar = None
@@ -543,8 +543,11 @@ class _Logger:
                              refresh=False)
 
     def write(self, text: str) -> None:
+        """Validation lines and notices: printed with or without the bar."""
         if self.bar is not None:
             self.bar.write(text, file=sys.stderr)
+        else:
+            print(text, file=sys.stderr, flush=True)
 
     def close(self) -> None:
         if self.bar is not None:

@@ -335,13 +335,16 @@ def test_fvd_needs_two_videos_per_set():
 
 def test_metric_objects_specs():
     by_name = {m.spec.name: m for m in metrics.ALL}
-    assert list(by_name) == ["w-psnr", "w-ssim", "v-psnr", "v-ssim", "v-lpips", "tlp", "fvd"]
-    assert [m.column for m in metrics.ALL[:6]] == metrics.ROW_COLUMNS
+    assert list(by_name) == ["w-psnr", "w-ssim", "patch-acc", "v-psnr", "v-ssim", "v-lpips",
+                             "tlp", "fvd"]
+    assert [m.column for m in metrics.ALL[:7]] == metrics.ROW_COLUMNS
     assert metrics.FVD.column == "fvd" and metrics.FVD.spec.level == "set"
     for m in metrics.ALL:
         assert m.spec.version == "1"
-        assert m.spec.higher_is_better == (m.column in ("w_psnr", "w_ssim", "v_psnr", "v_ssim"))
-        assert m.spec.unit == ("dB" if m.column.endswith("psnr") else "")
+        assert m.spec.higher_is_better == (m.column in ("w_psnr", "w_ssim", "patch_acc",
+                                                        "v_psnr", "v_ssim"))
+        assert m.spec.unit == ("dB" if m.column.endswith("psnr") else
+                               "fraction" if m.column == "patch_acc" else "")
         assert m.spec.level == ("set" if m is metrics.FVD else "row")
         assert m.higher_is_better == m.spec.higher_is_better and m.name == m.spec.name
     assert metrics.W_PSNR.fn is metrics.psnr and metrics.TLP.fn is metrics.tlp
@@ -354,3 +357,14 @@ def test_by_column_and_did_you_mean():
         metrics.by_column("w_ssmi")
     with pytest.raises(BenchError, match="known: w_psnr"):
         metrics.by_column("zzzz")
+
+
+def test_patch_accuracy_counts_matching_locations():
+    embedded = torch.tensor([3, 7, 1, 0, 9])
+    placed = torch.tensor([3, 7, 0, -1, 9])  # slots 2 and 3 wrong / empty
+    assert metrics.patch_accuracy(placed, embedded).value == pytest.approx(3 / 5)
+    assert metrics.patch_accuracy(embedded, embedded).value == 1.0
+    missing = metrics.patch_accuracy(None, embedded)
+    assert math.isnan(missing.value) and missing.reason == metrics.NO_POSITIONS_REASON
+    with pytest.raises(BenchError, match="placed 4 patches but embed hid 5"):
+        metrics.patch_accuracy(placed[:4], embedded)

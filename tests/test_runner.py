@@ -171,3 +171,50 @@ def test_fvd_rows_say_why_when_skipped(tmp_path):
     sets = load_results(summary.out).sets
     assert (sets["status"] == "unavailable").all()
     assert sets["reason"].str.contains("--no-fvd").all()
+
+
+class _PatchMethod(Method):
+    """Hides nothing; reports 4 patches hidden at locations 10..13 and, after extraction,
+    places them back by reading the mean brightness of the attacked video: slots whose index
+    is below ``4 * mean`` come from the right location, the others from location -1."""
+
+    name, version = "patch-method", "1"
+
+    def embed(self, frames, logos, clips=None):
+        return frames.clone()
+
+    def extract(self, frames):
+        right = int(4 * float(frames.mean()))
+        slots = torch.arange(4)
+        self._placed = torch.where(slots < right, slots + 10, torch.tensor(-1))[None]
+        return torch.zeros(frames.shape[0], 3, TINY.logo_size, TINY.logo_size)
+
+    def embedded_positions(self):
+        return torch.arange(10, 14)[None]
+
+    def positions(self):
+        return self._placed
+
+
+def test_patch_accuracy_from_reported_positions_and_na_without(tmp_path):
+    from baselines.dct_qim import DctQimMethod
+
+    summary = Runner(_config(tmp_path, limit=1, attacks="identity,erasure"),
+                     methods=[_PatchMethod(), DctQimMethod(TINY)]).run()
+    rows = load_results(tmp_path / "out").rows
+    assert summary.statuses["error"] == 0
+    mine = rows[rows.method == "patch-method"]
+    assert mine["patch_acc"].notna().all()
+    cover_mean = None
+    for _, row in mine.iterrows():
+        assert row["patch_acc"] in (0.0, 0.25, 0.5, 0.75, 1.0)
+        if row["attack"] == "identity":
+            cover_mean = row["patch_acc"]
+    # erasure blacks out part of the frame: the mean drops, fewer patches come back right
+    assert (mine.loc[mine.attack == "erasure", "patch_acc"] <= cover_mean).all()
+    qim = rows[rows.method == "dct-qim"]
+    assert qim["patch_acc"].isna().all()
+    assert qim["error"].str.contains("patch_acc: the method reports no patch positions").all()
+    assert set(qim["status"]) <= {"ok", "unavailable"}
+    if not qim["error"].str.contains("v_lpips").any():  # only the n/a metric is missing
+        assert set(qim["status"]) == {"ok"}
