@@ -58,6 +58,15 @@ class Profile:
     description: str = ""
 
 
+def check_device(device: str) -> str:
+    """``device`` if it is ``cpu``, or ``cuda`` with a CUDA device present; else BenchError."""
+    if device not in ("cpu", "cuda"):
+        raise BenchError(f"unknown device {device!r}; choose cpu or cuda")
+    if device == "cuda" and not torch.cuda.is_available():
+        raise BenchError("--device cuda was asked for but no CUDA device is available")
+    return device
+
+
 class Method(abc.ABC):
     """A graphical video watermark: hides a logo in a video and recovers it.
 

@@ -26,7 +26,7 @@ import torch
 from tqdm import tqdm
 
 from bench import metrics, registry
-from bench.api import Attack, BenchError, Clip, ClipError, Logo, Method, Profile
+from bench.api import Attack, BenchError, Clip, ClipError, Logo, Method, Profile, check_device
 from bench.profiles import load_profile
 from bench.results import ROW_COLUMNS, SET_COLUMNS, write_manifest, write_sample, write_table
 from bench.sources.logos import evaluation_logos
@@ -116,14 +116,6 @@ def build_methods(spec: str, profile: Profile, device: str) -> list[Method | Mis
     return out
 
 
-def _check_device(device: str) -> str:
-    if device not in ("cpu", "cuda"):
-        raise BenchError(f"unknown device {device!r}; choose cpu or cuda")
-    if device == "cuda" and not torch.cuda.is_available():
-        raise BenchError("--device cuda was asked for but no CUDA device is available")
-    return device
-
-
 def _method_fingerprint(method: Method) -> dict:
     ckpt = getattr(method, "checkpoint", None)
     from bench.weights import sha256_file
@@ -161,7 +153,7 @@ class Runner:
     def __init__(self, config: RunConfig, methods: Optional[list[Method]] = None):
         """``methods`` overrides ``config.methods`` with ready instances (programmatic use)."""
         self.config = config
-        self.device = _check_device(config.device)
+        self.device = check_device(config.device)
         self.profile = load_profile(config.profile)
         self.methods = (methods if methods is not None
                         else build_methods(config.methods, self.profile, self.device))

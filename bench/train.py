@@ -44,7 +44,7 @@ from typing import Any, Callable, Optional
 import numpy as np
 import torch
 
-from bench.api import BenchError, Clip, Profile, TrainableMethod
+from bench.api import BenchError, Clip, Profile, TrainableMethod, check_device
 from bench.checkpoints import checkpoint_path, save_checkpoint
 
 __all__ = ["GRAD_CLIP_NORM", "VALIDATION_PROMPT_IDS", "TrainingData", "add_train_parser",
@@ -159,14 +159,6 @@ def _training_attacks(names, profile: Profile) -> list[tuple[str, Callable]]:
             raise BenchError(f"training attack {name!r}: {exc}") from exc
         out.append((name, form))
     return out
-
-
-def _check_device(device: str) -> str:
-    if device not in ("cpu", "cuda"):
-        raise BenchError(f"unknown device {device!r}; choose cpu or cuda")
-    if device == "cuda" and not torch.cuda.is_available():
-        raise BenchError("--device cuda was asked for but no CUDA device is available")
-    return device
 
 
 # --------------------------------------------------------------------------------- data
@@ -398,7 +390,7 @@ def train(method_name, profile: str | Profile = "default", steps: Optional[int] 
     """
     from bench.profiles import load_profile
 
-    device = _check_device(device)
+    device = check_device(device)
     prof = profile if isinstance(profile, Profile) else load_profile(profile)
     profile_arg = prof.name if isinstance(profile, Profile) else str(profile)
     factory = _resolve_method(method_name)
