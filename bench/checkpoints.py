@@ -23,8 +23,8 @@ import torch
 
 from bench.api import BenchError, Profile
 
-__all__ = ["REPO_ROOT", "CheckpointMissing", "card_path", "checkpoint_path", "load_checkpoint",
-           "load_into", "save_checkpoint", "train_command"]
+__all__ = ["REPO_ROOT", "CheckpointMissing", "card_path", "checkpoint_path", "load_card",
+           "load_checkpoint", "load_into", "save_checkpoint", "train_command"]
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 PACKAGES = ("baselines", "methods", "attacks")
@@ -48,8 +48,11 @@ def checkpoint_path(method_name: str, profile_name: str, package: Optional[str] 
     """``<repo>/{package}/checkpoints/{method_name}-{profile_name}.pt``.
 
     ``package`` None picks ``methods`` for names starting with ``safe-sora`` and ``baselines``
-    for every other name.
+    for every other name. A variant's ``/`` becomes ``--`` in the file name
+    (``safe-sora/no-msfi`` -> ``safe-sora--no-msfi-default.pt``).
     """
+    if method_name.count("/") == 1 and all(method_name.split("/")):
+        method_name = method_name.replace("/", "--")
     if package is None:
         package = "methods" if method_name.startswith("safe-sora") else "baselines"
     if package not in PACKAGES:
@@ -130,14 +133,21 @@ def load_checkpoint(path: Path | str, command: Optional[str] = None
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor)
                                               for v in state.values()):
         raise BenchError(f"checkpoint {path} is not a plain dict of tensors")
-    card: dict = {}
+    return state, load_card(path)
+
+
+def load_card(path: Path | str) -> dict:
+    """The card beside the checkpoint ``path`` (``{}`` when absent); BenchError if malformed."""
     cpath = card_path(path)
-    if cpath.is_file():
-        try:
-            card = json.loads(cpath.read_text())
-        except json.JSONDecodeError as exc:
-            raise BenchError(f"checkpoint card {cpath} is not valid JSON: {exc}") from exc
-    return state, card
+    if not cpath.is_file():
+        return {}
+    try:
+        card = json.loads(cpath.read_text())
+    except json.JSONDecodeError as exc:
+        raise BenchError(f"checkpoint card {cpath} is not valid JSON: {exc}") from exc
+    if not isinstance(card, dict):
+        raise BenchError(f"checkpoint card {cpath} is not a JSON object")
+    return card
 
 
 def _profile_name(method, profile: Profile | str | None) -> str:

@@ -3,8 +3,10 @@
 Outputs (in ``out_dir``): ``table1.csv`` / ``table1.md`` (the paper's Table 1: watermark
 fidelity and video quality per method, with the paper's figures beside), ``robustness.csv`` /
 ``robustness.md`` (W-PSNR, W-SSIM per method and attack setting), ``robustness_<attack>.png``
-per attack with numeric strengths, ``robustness_grid.png``, ``samples_<method>.png`` and
-``README.md`` (the report). Every mean comes with a 95% percentile-bootstrap CI over videos
+per attack with numeric strengths, ``robustness_grid.png``, ``samples_<method>.png``,
+``ablation.csv`` (Safe-Sora variants beside the paper's ablation, bench/ablation.py),
+``training.csv`` (the training summary, bench/training_summary.py) and ``README.md`` (the
+report). Every mean comes with a 95% percentile-bootstrap CI over videos
 and the number of videos it is taken over.
 """
 
@@ -21,10 +23,12 @@ import pandas as pd
 from tabulate import tabulate
 
 from bench import metrics, plots
+from bench.ablation import ABLATION_LEGEND, ablation_markdown, ablation_table
 from bench.gate import version_text
 from bench.reference import load_paper_table1
 from bench.results import Results, load_results
 from bench.stats import bootstrap_ci, paired_test
+from bench.training_summary import TRAINING_LEGEND, training_markdown, training_table
 
 IDENTITY = "identity"
 H264 = "h264"
@@ -528,6 +532,17 @@ def build_report(results_dir: str | Path, out_dir: str | Path) -> list[Path]:
     robustness_legend = ROBUSTNESS_LEGEND
     write("robustness.md", f"# Robustness\n\n{robustness_legend}\n\n{robustness_md}\n")
 
+    ablation = ablation_table(table1)
+    write("ablation.csv", ablation.to_csv(index=False))
+    if ablation["in_run"].any():
+        ablation_md = f"{ABLATION_LEGEND}\n\n{ablation_markdown(ablation)}"
+    else:
+        ablation_md = "No Safe-Sora variant in this run."
+
+    training = training_table(results)
+    write("training.csv", training.to_csv(index=False))
+    training_md = training_markdown(training)
+
     robustness_pngs, strips, problems = build_figures(results, robustness, out)
     written.extend(robustness_pngs + strips)
 
@@ -540,6 +555,8 @@ def build_report(results_dir: str | Path, out_dir: str | Path) -> list[Path]:
         "### Errors", "", _errors_markdown(rows), "",
         "## Robustness", "", robustness_legend, "", robustness_md, "",
     ]
+    tail = ["## Ablation (Safe-Sora variants)", "", ablation_md, "",
+            "## Training summary", "", TRAINING_LEGEND, "", training_md, ""]
     if robustness_pngs:
         parts += ["### W-PSNR vs attack strength", ""]
         parts += [f"![{p.stem}]({p.name})" for p in robustness_pngs] + [""]
@@ -552,7 +569,7 @@ def build_report(results_dir: str | Path, out_dir: str | Path) -> list[Path]:
         parts += [f"![{p.stem}]({p.name})" for p in strips] + [""]
     if problems:
         parts += ["Unreadable samples:", ""] + [f"- {p}" for p in problems] + [""]
-    write("README.md", "\n".join(parts))
+    write("README.md", "\n".join(parts + tail))
     return written
 
 

@@ -26,7 +26,8 @@ import torch
 from tqdm import tqdm
 
 from bench import metrics, registry
-from bench.api import Attack, BenchError, Clip, ClipError, Logo, Method, Profile, check_device
+from bench.api import (Attack, BenchError, Clip, ClipError, Logo, Method, Profile,
+                       TrainableMethod, check_device)
 from bench.profiles import load_profile
 from bench.results import ROW_COLUMNS, SET_COLUMNS, write_manifest, write_sample, write_table
 from bench.sources.logos import evaluation_logos
@@ -123,6 +124,29 @@ def _method_fingerprint(method: Method) -> dict:
     return {"name": method.name, "version": method.version,
             "checkpoint": str(ckpt) if ckpt else None,
             "sha256": sha256_file(Path(ckpt)) if ckpt else None}
+
+
+def method_training_info(method: Method) -> dict:
+    """What the report's training summary needs about a method: parameters, and from its
+    checkpoint card the checkpoint size, steps, training time, device and validation scores.
+
+    Methods without weights give ``{"trainable": False}``."""
+    if not isinstance(method, TrainableMethod):
+        return {"trainable": False}
+    info: dict = {"trainable": True,
+                  "parameters": int(sum(p.numel() for p in method.network().parameters()))}
+    ckpt = getattr(method, "checkpoint", None)
+    if ckpt:
+        from bench.checkpoints import load_card
+
+        card = load_card(Path(ckpt))
+        validation = card.get("validation") or {}
+        info.update(checkpoint_bytes=card.get("checkpoint_bytes", Path(ckpt).stat().st_size),
+                    steps=card.get("steps"), training_seconds=card.get("training_seconds"),
+                    training_device=card.get("device"), seed=card.get("seed"),
+                    validation_w_psnr=validation.get("w_psnr"),
+                    validation_v_psnr=validation.get("v_psnr"), command=card.get("command"))
+    return info
 
 
 def _validate(out: torch.Tensor, shape: tuple, what: str) -> None:
@@ -382,6 +406,8 @@ class Runner:
             "git": git_hash(), "device": device_description(self.device),
             "packages": package_versions(), "runner_version": RUNNER_VERSION,
             "methods": self.fingerprints,
+            "training": {m.name: method_training_info(m) for m in self.methods
+                         if not isinstance(m, MissingMethod)},
             "methods_unavailable": {m.name: m.reason for m in self.methods
                                     if isinstance(m, MissingMethod)},
             "attacks": {a.canonical: a.version for a in self.attacks},

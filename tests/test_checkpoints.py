@@ -45,6 +45,8 @@ def test_paths_follow_the_package_rule():
     assert checkpoint_path("safe-sora", "tiny") == root / "methods/checkpoints/safe-sora-tiny.pt"
     assert (checkpoint_path("safe-sora-no-mamba", "paper")
             == root / "methods/checkpoints/safe-sora-no-mamba-paper.pt")
+    assert (checkpoint_path("safe-sora/no-msfi", "default")
+            == root / "methods/checkpoints/safe-sora--no-msfi-default.pt")
     assert (checkpoint_path("udh", "tiny", package="methods")
             == root / "methods/checkpoints/udh-tiny.pt")
     assert card_path(root / "x/udh-tiny.pt") == root / "x/udh-tiny.card.json"

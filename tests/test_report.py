@@ -215,3 +215,70 @@ def test_paper_reference_tables():
     ablation = load_paper_ablation()
     assert list(ablation.columns) == ["variant", "w_psnr", "v_psnr", "fvd"]
     assert len(ablation) == 7
+
+
+def test_training_summary_values(tmp_path):
+    """Card figures come from the manifest, timings are medians of the rows' own timings."""
+    rows = make_rows()
+    rng = np.random.default_rng(3)
+    for row in rows:  # per-video embed time, per-row extract time
+        row["embed_s"] = 0.01 * (1 + int(row["video_id"][1:]))
+        row["extract_s"] = float(rng.uniform(0.1, 0.3))
+    folder = make_results(tmp_path / "run", rows=rows, samples=False)
+    manifest = {"profile": {"name": "tiny"}, "git": "abc123", "device": "cpu: test",
+                "training": {"dct-qim": {"trainable": False},
+                             "safe-sora": {"trainable": True, "parameters": 1234,
+                                           "checkpoint_bytes": 2_500_000, "steps": 300,
+                                           "training_seconds": 90.0,
+                                           "training_device": "cpu (x86_64, 2 threads)",
+                                           "validation_w_psnr": 21.5,
+                                           "validation_v_psnr": 33.25}}}
+    write_manifest(folder / "manifest.json", manifest)
+    out = tmp_path / "report"
+    report.build_report(folder, out)
+    table = pd.read_csv(out / "training.csv").set_index("method")
+    raw = pd.DataFrame(rows)
+    for method in METHODS:
+        mine = raw[(raw["method"] == method) & (raw["status"] != "error")]
+        per_video = sorted(mine.groupby("video_id")["embed_s"].first())
+        assert table.loc[method, "embed_ms"] == pytest.approx(
+            1000 * float(np.median(per_video)))
+        clean = mine[mine["attack"] == "identity"]["extract_s"]
+        assert table.loc[method, "extract_ms"] == pytest.approx(
+            1000 * float(np.median(clean)))
+        assert table.loc[method, "n"] == 5
+    assert table.loc["safe-sora", "checkpoint_mb"] == pytest.approx(2.5)
+    assert table.loc["safe-sora", "training_min"] == pytest.approx(1.5)
+    assert table.loc["safe-sora", "parameters"] == 1234
+    assert math.isnan(table.loc["dct-qim", "parameters"])
+    text = (out / "README.md").read_text()
+    assert "## Training summary" in text
+    assert "no weights" in text and "21.50 / 33.25" in text and "1,234" in text
+
+
+def test_training_summary_without_manifest_entries(tmp_path):
+    """Results from a run that recorded no training info still report timings."""
+    out = tmp_path / "report"
+    report.build_report(make_results(tmp_path / "run", samples=False), out)
+    table = pd.read_csv(out / "training.csv")
+    assert set(table["method"]) == set(METHODS)
+    assert (table["extract_ms"] > 0).all()
+    assert "not recorded" in (out / "README.md").read_text()
+
+
+def test_ablation_table_from_run_and_paper(tmp_path):
+    """The full model's measured cells equal Table 1's; variants not run say so; the paper's
+    figures sit beside."""
+    folder = make_results(tmp_path / "run", samples=False)
+    out = tmp_path / "report"
+    report.build_report(folder, out)
+    ablation = pd.read_csv(out / "ablation.csv").set_index("method")
+    table1 = pd.read_csv(out / "table1.csv").set_index("method")
+    assert list(ablation.index)[-1] == "safe-sora"  # the paper's order: full model last
+    assert bool(ablation.loc["safe-sora", "in_run"])
+    assert ablation.loc["safe-sora", "w_psnr"] == pytest.approx(table1.loc["safe-sora", "w_psnr"])
+    assert ablation.loc["safe-sora", "paper_w_psnr"] == 37.71
+    assert not bool(ablation.loc["safe-sora/no-msfi", "in_run"])
+    assert ablation.loc["safe-sora/no-msfi", "paper_fvd"] == 14.11
+    text = (out / "README.md").read_text()
+    assert "## Ablation" in text and "not run" in text and "w/o MSFI" in text

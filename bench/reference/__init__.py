@@ -24,6 +24,17 @@ PAPER_METHOD_NAMES = {
     "Safe-Sora": "safe-sora",
 }
 
+#: registry name of each Safe-Sora ablation variant -> its row label in the paper's table
+PAPER_ABLATION_NAMES = {
+    "safe-sora/no-cfapm": "w/o CFAPM (no adaptive patch matching)",
+    "safe-sora/no-rtl": "w/o RtL (no latent-based routing)",
+    "safe-sora/no-fine": "w/o FS (no fine, region-level stage)",
+    "safe-sora/no-sls": "w/o SLS (vanilla 3D scan instead of spatiotemporal local scanning)",
+    "safe-sora/time-first": "w/o SFS (time-first instead of space-first scanning)",
+    "safe-sora/no-msfi": "w/o MSFI (no multi-scale feature injection)",
+    "safe-sora": "full model",
+}
+
 #: metric columns of Table 1, in the paper's order
 TABLE1_METRICS = ["w_psnr", "w_ssim", "v_psnr", "v_ssim", "v_lpips", "tlp", "fvd"]
 
@@ -76,5 +87,5 @@ def load_paper_ablation() -> pd.DataFrame:
     return pd.DataFrame.from_records(records, columns=header)
 
 
-__all__ = ["PAPER_METHOD_NAMES", "REFERENCE_DIR", "TABLE1_METRICS", "load_paper_ablation",
+__all__ = ["PAPER_ABLATION_NAMES", "PAPER_METHOD_NAMES", "REFERENCE_DIR", "TABLE1_METRICS", "load_paper_ablation",
            "load_paper_table1"]
