@@ -46,8 +46,7 @@ def ablation_markdown(table: pd.DataFrame) -> str:
     from bench.report import format_cell, format_number
 
     headers = ["variant", "method"]
-    for key, label in zip(ABLATION_METRICS, ("W-PSNR ↑ (dB)", "V-PSNR ↑ (dB)", "FVD ↓"),
-                          strict=True):
+    for label in ("W-PSNR ↑ (dB)", "V-PSNR ↑ (dB)", "FVD ↓"):
         headers += [label, "paper"]
     body = []
     for r in table.itertuples(index=False):

@@ -26,8 +26,17 @@ import torch
 from tqdm import tqdm
 
 from bench import metrics, registry
-from bench.api import (Attack, BenchError, Clip, ClipError, Logo, Method, Profile,
-                       TrainableMethod, check_device)
+from bench.api import (
+    Attack,
+    BenchError,
+    Clip,
+    ClipError,
+    Logo,
+    Method,
+    Profile,
+    TrainableMethod,
+    check_device,
+)
 from bench.profiles import load_profile
 from bench.results import ROW_COLUMNS, SET_COLUMNS, write_manifest, write_sample, write_table
 from bench.sources.logos import evaluation_logos

@@ -87,5 +87,5 @@ def load_paper_ablation() -> pd.DataFrame:
     return pd.DataFrame.from_records(records, columns=header)
 
 
-__all__ = ["PAPER_ABLATION_NAMES", "PAPER_METHOD_NAMES", "REFERENCE_DIR", "TABLE1_METRICS", "load_paper_ablation",
-           "load_paper_table1"]
+__all__ = ["PAPER_ABLATION_NAMES", "PAPER_METHOD_NAMES", "REFERENCE_DIR", "TABLE1_METRICS",
+           "load_paper_ablation", "load_paper_table1"]
