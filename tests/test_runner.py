@@ -218,3 +218,26 @@ def test_patch_accuracy_from_reported_positions_and_na_without(tmp_path):
     assert set(qim["status"]) <= {"ok", "unavailable"}
     if not qim["error"].str.contains("v_lpips").any():  # only the n/a metric is missing
         assert set(qim["status"]) == {"ok"}
+
+
+def test_training_info_from_the_checkpoint_card(tmp_path):
+    """The manifest's training entry: parameters counted on the network, the rest from the
+    card beside the checkpoint that was loaded; weight-free methods say so."""
+    from baselines.balujanet import BalujaNet
+    from baselines.identity import IdentityMethod
+    from bench.checkpoints import save_checkpoint
+    from bench.runner import method_training_info
+
+    assert method_training_info(IdentityMethod(TINY, "cpu")) == {"trainable": False}
+    fresh = BalujaNet(TINY, "cpu", checkpoint=None)
+    n_params = sum(p.numel() for p in fresh.network().parameters())
+    assert method_training_info(fresh) == {"trainable": True, "parameters": n_params}
+    path = save_checkpoint(tmp_path / "balujanet-tiny.pt", fresh.network().state_dict(),
+                           {"steps": 12, "training_seconds": 3.5, "device": "cpu (test)",
+                            "validation": {"w_psnr": 11.0, "v_psnr": 30.0}, "seed": 4})
+    loaded = BalujaNet(TINY, "cpu", checkpoint=str(path))
+    info = method_training_info(loaded)
+    assert info["parameters"] == n_params and info["steps"] == 12
+    assert info["checkpoint_bytes"] == path.stat().st_size
+    assert info["training_seconds"] == 3.5 and info["training_device"] == "cpu (test)"
+    assert (info["validation_w_psnr"], info["validation_v_psnr"], info["seed"]) == (11.0, 30.0, 4)
