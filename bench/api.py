@@ -56,6 +56,9 @@ class Profile:
     fps: float = 8.0
     prompts: int = 100
     description: str = ""
+    #: videos that get every strength of every attack; the rest get each attack's paper
+    #: setting only (its first grid point). 0: every video gets every strength.
+    curve_videos: int = 0
 
 
 def check_device(device: str) -> str:

@@ -99,6 +99,12 @@ def build_attacks(spec: str) -> list[Attack]:
     return out
 
 
+def is_paper_setting(attack: Attack) -> bool:
+    """Whether ``attack`` is its attack's paper setting (the first point of its grid)."""
+    grid = type(attack).grid()
+    return not grid or attack.params == grid[0]
+
+
 @dataclass(frozen=True)
 class MissingMethod:
     """A registered method that cannot run here (its weights are absent): its rows say why."""
@@ -214,10 +220,18 @@ class Runner:
                 "strength": attack.strength(),
                 "seed": row_seed(self.config.seed, clip_id, attack.canonical)}
 
-    def _error_rows(self, clip_id: str, logo: Logo, method: Method | MissingMethod,
+    def attacks_for(self, index: int) -> list[Attack]:
+        """The attack settings of the ``index``-th video: every strength for the first
+        ``profile.curve_videos`` videos (all when 0), the paper settings for the others."""
+        limit = self.profile.curve_videos
+        if limit <= 0 or index < limit:
+            return self.attacks
+        return [a for a in self.attacks if is_paper_setting(a)]
+
+    def _error_rows(self, index: int, clip_id: str, logo: Logo, method: Method | MissingMethod,
                     message: str, status: str = "error") -> list[dict]:
         return [{**self._base_row(clip_id, logo, method, a), "status": status, "error": message}
-                for a in self.attacks]
+                for a in self.attacks_for(index)]
 
     def _embed(self, clip: Clip, logo: Logo, method: Method, key: str) -> dict:
         """The 8-bit watermarked video and its video-level metrics (cached)."""
@@ -281,10 +295,11 @@ class Runner:
         wm_key = make_key("wm", RUNNER_VERSION, tensor_digest(clip.frames),
                           tensor_digest(logo.image), fp, self.profile.name)
         sample = index < SAMPLE_CLIPS
+        attacks = self.attacks_for(index)
         row_keys = [make_key("row", wm_key, a.name, a.version, a.canonical,
                              row_seed(self.config.seed, clip.id, a.canonical),
                              [m.spec.version for m in metrics.ALL], clip.id, logo.id)
-                    for a in self.attacks]
+                    for a in attacks]
         cached = [self.cache.get_json("rows", k) for k in row_keys]
         if all(r is not None for r in cached) and not (sample and self._samples_missing(method)):
             if self.fvd is not None and not self._collect_fvd(clip, method, wm_key, None):
@@ -295,10 +310,10 @@ class Runner:
         try:
             embedded = self._embed(clip, logo, method, wm_key)
         except Exception as exc:  # a broken method must not stop the run
-            return self._error_rows(clip.id, logo, method, _describe(exc))
+            return self._error_rows(index, clip.id, logo, method, _describe(exc))
         self._collect_fvd(clip, method, wm_key, embedded["video"])
         out = []
-        for attack, key, row in zip(self.attacks, row_keys, cached, strict=True):
+        for attack, key, row in zip(attacks, row_keys, cached, strict=True):
             if row is None or sample:
                 try:
                     row = self._attack_row(clip, logo, method, attack, embedded, sample)
@@ -348,10 +363,12 @@ class Runner:
             clips += 1
             for method in self.methods:
                 if isinstance(method, MissingMethod):
-                    rows = self._error_rows(getattr(clip, "id", "?"), self._logo_for(index),
-                                            method, method.reason, status="unavailable")
+                    rows = self._error_rows(index, getattr(clip, "id", "?"),
+                                            self._logo_for(index), method, method.reason,
+                                            status="unavailable")
                 elif isinstance(clip, ClipError):
-                    rows = self._error_rows(clip.id, self._logo_for(index), method, clip.error)
+                    rows = self._error_rows(index, clip.id, self._logo_for(index), method,
+                                            clip.error)
                 else:
                     rows = self._process(index, as_8bit(clip), method)
                 if not isinstance(method, MissingMethod) and any(

@@ -94,7 +94,8 @@ def test_trainable_methods_get_gradients_in_training_mode(name, smooth_clip, blo
     if not isinstance(method, TrainableMethod):
         pytest.skip(f"{name} has no weights")
     attack = registry.get("attacks", "blur")().train_form()
-    losses = method.training_losses(smooth_clip[None, :2], block_logo[None], attack,
+    frames = int(method.train_defaults.get("frames", 2))  # the method's training window
+    losses = method.training_losses(smooth_clip[None, :frames], block_logo[None], attack,
                                     torch.Generator().manual_seed(0))
     losses["loss"].backward()
     grads = [p.grad for p in method.network().parameters() if p.requires_grad]

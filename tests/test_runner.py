@@ -241,3 +241,29 @@ def test_training_info_from_the_checkpoint_card(tmp_path):
     assert info["checkpoint_bytes"] == path.stat().st_size
     assert info["training_seconds"] == 3.5 and info["training_device"] == "cpu (test)"
     assert (info["validation_w_psnr"], info["validation_v_psnr"], info["seed"]) == (11.0, 30.0, 4)
+
+
+def test_strength_curves_on_the_first_videos_paper_settings_on_all(tmp_path):
+    """A profile's curve_videos: every strength on the first videos, each attack's first grid
+    point (its paper setting) on the rest; unavailable rows follow the same policy."""
+    profile = tmp_path / "curves.toml"
+    profile.write_text('name = "curves"\nframes = 16\nheight = 64\nwidth = 64\nlogo_size = 32\n'
+                       'curve_videos = 1\n')
+    run(_config(tmp_path, profile=str(profile), methods="identity,balujanet",
+                attacks="identity,blur"))
+    rows = load_results(tmp_path / "out").rows
+    first, second = sorted(rows["video_id"].unique())
+    for method in ("identity", "balujanet"):
+        mine = rows[rows["method"] == method]
+        assert sorted(mine[mine.video_id == first]["attack_params"]) == \
+            ["blur(kernel=3)", "blur(kernel=5)", "blur(kernel=7)", "identity"]
+        assert sorted(mine[mine.video_id == second]["attack_params"]) == ["blur(kernel=5)",
+                                                                            "identity"]
+    from bench.profiles import load_profile as load
+    assert load("default").curve_videos == 20 and load("tiny").curve_videos == 0
+    bad = tmp_path / "bad.toml"
+    bad.write_text('name = "bad"\nframes = 16\nheight = 64\nwidth = 64\nlogo_size = 32\n'
+                   'curve_videos = -1\n')
+    from bench.api import BenchError
+    with pytest.raises(BenchError, match="curve_videos"):
+        load(str(bad))

@@ -32,4 +32,6 @@ def load_profile(name_or_path: str) -> Profile:
     for key in ("frames", "height", "width", "logo_size", "prompts"):
         if getattr(profile, key) <= 0:
             raise BenchError(f"profile {path}: {key} must be positive")
+    if profile.curve_videos < 0:
+        raise BenchError(f"profile {path}: curve_videos must be 0 (all) or positive")
     return profile
