@@ -23,7 +23,11 @@ method owns its network, its losses and its noise layers (``TrainableMethod`` in
   averaged over the held-aside clips, no attack.
 * **Checkpoints.** At every validation the resumable state (model, optimiser, scheduler,
   step, RNG states, history) is written atomically to ``{out stem}.state.pt``; a new run with
-  the same settings resumes from it. At the end the weights go to ``out`` with a card
+  the same settings resumes from it. ``init`` (``--init CKPT``) starts from the weights of an
+  earlier checkpoint of the same method instead of a fresh initialisation (a new optimiser
+  and schedule): training budgets that do not fit one sitting accumulate, and the card
+  records the chain (``init``: that checkpoint's sha256, steps and command; ``total_steps``,
+  ``total_training_seconds``). At the end the weights go to ``out`` with a card
   (bench/checkpoints.py; ``training_seconds`` is the loop's wall time, validations included,
   summed over resumed runs) and the state file is removed. On the CPU a seed gives the same
   weights bit for bit, whether or not the run was interrupted and resumed.
@@ -299,6 +303,7 @@ class _Settings:
     weight_decay: float
     betas: tuple
     frames: int
+    init_sha256: str = ""
 
 
 def _rng_state() -> dict:
@@ -344,6 +349,7 @@ def _load_state(path: Path, settings: _Settings) -> dict:
     saved = state.get("settings", {})
     wanted = asdict(settings)
     saved["betas"] = tuple(saved.get("betas", ()))
+    saved.setdefault("init_sha256", "")  # states written before warm starts existed
     wanted["betas"] = tuple(wanted["betas"])
     diff = {k: (saved.get(k), v) for k, v in wanted.items() if saved.get(k) != v}
     if state.get("format") != STATE_FORMAT or diff:
@@ -357,7 +363,8 @@ def _load_state(path: Path, settings: _Settings) -> dict:
 
 
 def _command(settings: _Settings, defaults: dict, profile_arg: str, device: str,
-             out: Path, default_out: Path, frames: Optional[int]) -> str:
+             out: Path, default_out: Path, frames: Optional[int],
+             init: Optional[Path] = None) -> str:
     parts = ["python -m bench train", f"--method {settings.method}", f"--profile {profile_arg}",
              f"--steps {settings.steps}", f"--seed {settings.seed}"]
     if settings.batch_size != defaults["batch_size"]:
@@ -370,14 +377,51 @@ def _command(settings: _Settings, defaults: dict, profile_arg: str, device: str,
         parts.append(f"--device {device}")
     if out.resolve() != default_out.resolve():
         parts.append(f"--out {out}")
+    if init is not None:
+        parts.append(f"--init {_display_path(init)}")
     return " ".join(parts)
+
+
+def _display_path(path: Path) -> str:
+    """``path`` relative to the repository when it lies inside it."""
+    from bench.checkpoints import REPO_ROOT
+
+    try:
+        return str(Path(path).resolve().relative_to(REPO_ROOT))
+    except ValueError:
+        return str(path)
+
+
+def _warm_start(method: TrainableMethod, init: Path) -> dict:
+    """Load ``init``'s weights into the method's network; returns the card's ``init`` entry
+    (file, sha256, steps and totals so far, command)."""
+    from bench.checkpoints import load_checkpoint
+    from bench.weights import sha256_file
+
+    state, card = load_checkpoint(init)
+    if card.get("method") not in (None, method.name):
+        raise BenchError(f"--init {init} holds weights of {card.get('method')!r}, not "
+                         f"{method.name!r}")
+    try:
+        method.network().load_state_dict(state, strict=True)
+    except RuntimeError as exc:
+        raise BenchError(f"--init {init} does not fit {method.name!r} version "
+                         f"{method.version}: {exc}") from exc
+    steps = card.get("steps")
+    return {"checkpoint": _display_path(init), "sha256": sha256_file(init), "steps": steps,
+            "total_steps": card.get("total_steps", steps),
+            "total_training_seconds": card.get("total_training_seconds",
+                                               card.get("training_seconds")),
+            "command": card.get("command"),
+            "validation": card.get("validation")}
 
 
 def train(method_name, profile: str | Profile = "default", steps: Optional[int] = None,
           seed: int = 0, device: str = "cpu", out: Optional[Path | str] = None,
           resume: bool = True, batch_size: Optional[int] = None, lr: Optional[float] = None,
           progress: bool = True, frames: Optional[int] = None,
-          validate_every: Optional[int] = None, workers: int = 1) -> Path:
+          validate_every: Optional[int] = None, workers: int = 1,
+          init: Optional[Path | str] = None) -> Path:
     """Train a method from scratch (or resume) and write its checkpoint; returns its path.
 
     ``method_name``: a registered name, or a ``TrainableMethod`` class (built as
@@ -386,7 +430,8 @@ def train(method_name, profile: str | Profile = "default", steps: Optional[int] 
     ``train_defaults["frames"]``, when a method sets it, is its default T; ``out`` defaults to
     ``checkpoint_path(name, profile)``; ``validate_every`` (steps between
     validations and resumable states) defaults to ``validation_interval(steps)``;
-    ``workers``: processes rendering the next batches while the network trains (0: none).
+    ``workers``: processes rendering the next batches while the network trains (0: none);
+    ``init``: a checkpoint of the same method to start from (warm start).
     """
     from bench.profiles import load_profile
 
@@ -399,6 +444,7 @@ def train(method_name, profile: str | Profile = "default", steps: Optional[int] 
     random.seed(seed)
     np.random.seed(seed % 2**32)
     method = _build_method(factory, prof, device)
+    init_entry = _warm_start(method, Path(init)) if init is not None else None
     defaults = {**TrainableMethod.train_defaults, **dict(method.train_defaults)}
     steps = int(defaults["steps"] if steps is None else steps)
     batch_size = int(defaults["batch_size"] if batch_size is None else batch_size)
@@ -409,7 +455,8 @@ def train(method_name, profile: str | Profile = "default", steps: Optional[int] 
     data = TrainingData(prof, seed, frames if frames is not None else defaults.get("frames"))
     settings = _Settings(method.name, str(method.version), prof.name, steps, int(seed),
                          batch_size, lr, float(defaults["weight_decay"]),
-                         tuple(float(b) for b in defaults["betas"]), data.frames)
+                         tuple(float(b) for b in defaults["betas"]), data.frames,
+                         init_entry["sha256"] if init_entry else "")
     default_out = checkpoint_path(method.name, prof.name)
     out = Path(out) if out is not None else default_out
     state_file = state_path(out)
@@ -491,7 +538,12 @@ def train(method_name, profile: str | Profile = "default", steps: Optional[int] 
                        "logos": list(VALIDATION_LOGO_INDICES)},
         "history": history, "parameters": n_params,
         "method_card": method.card(),
-        "command": _command(settings, defaults, profile_arg, device, out, default_out, frames),
+        "init": init_entry,
+        "total_steps": steps + int((init_entry or {}).get("total_steps") or 0),
+        "total_training_seconds": round(
+            train_seconds + float((init_entry or {}).get("total_training_seconds") or 0), 3),
+        "command": _command(settings, defaults, profile_arg, device, out, default_out, frames,
+                            Path(init) if init is not None else None),
         "torch": torch.__version__,
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
@@ -554,7 +606,7 @@ def _cmd_train(args) -> int:
         path = train(args.method, profile=args.profile, steps=args.steps, seed=args.seed,
                      device=args.device, out=args.out, resume=not args.no_resume,
                      batch_size=args.batch_size, lr=args.lr, progress=not args.quiet,
-                     frames=args.frames, workers=args.workers)
+                     frames=args.frames, workers=args.workers, init=args.init)
     except KeyboardInterrupt:
         print("interrupted: rerun the same command to resume from the last validation",
               file=sys.stderr)
@@ -588,6 +640,9 @@ def add_train_parser(subparsers) -> None:
                    help="train on random windows of T frames (default: the profile's length)")
     q.add_argument("--workers", type=int, default=1,
                    help="processes rendering training clips ahead (0: none)")
+    q.add_argument("--init", default=None, metavar="CKPT",
+                   help="start from the weights of this checkpoint of the same method "
+                        "(warm start; new optimiser and schedule; the card records the chain)")
     q.add_argument("--no-resume", action="store_true",
                    help="ignore a resumable state left by an interrupted run")
     q.add_argument("--quiet", action="store_true", help="no progress bar")

@@ -339,3 +339,40 @@ def test_cli_reports_an_untrainable_method(capsys):
     args = build_parser().parse_args(["fit-proxy", "--profile", "tiny", "--clips", "4",
                                       "--epochs", "2"])
     assert (args.profile, args.clips, args.epochs) == ("tiny", 4, 2)
+
+
+def test_warm_start_continues_from_a_checkpoint_and_records_the_chain(tmp_path, fast_data):
+    """--init: the second run starts from the first run's weights (not a fresh init), so
+    3 + 3 warm-started steps land elsewhere than 3 fresh steps; the card chains both."""
+    first = train(TinyMethod, profile="tiny", steps=3, out=tmp_path / "a.pt", progress=False,
+                  workers=0)
+    fresh = train(TinyMethod, profile="tiny", steps=3, seed=1, out=tmp_path / "b.pt",
+                  progress=False, workers=0)
+    warm = train(TinyMethod, profile="tiny", steps=3, seed=1, out=tmp_path / "c.pt",
+                 progress=False, workers=0, init=first)
+    assert not torch.equal(_weights(fresh)["enc.weight"], _weights(warm)["enc.weight"])
+    # zero learning rate: the warm-started weights are exactly the initial checkpoint's
+    still = train(TinyMethod, profile="tiny", steps=1, out=tmp_path / "d.pt", progress=False,
+                  workers=0, init=first, lr=1e-30)
+    assert all(torch.allclose(_weights(still)[k], _weights(first)[k]) for k in _weights(first))
+    _, card = load_checkpoint(warm)
+    _, first_card = load_checkpoint(first)
+    assert card["init"]["sha256"] == first_card["sha256"]
+    assert card["init"]["command"] == first_card["command"]
+    assert card["total_steps"] == 6 and card["steps"] == 3
+    assert card["total_training_seconds"] == pytest.approx(
+        card["training_seconds"] + first_card["training_seconds"], abs=1e-2)
+    assert "--init" in card["command"]
+
+
+def test_warm_start_refuses_another_methods_weights(tmp_path, fast_data):
+    from bench.checkpoints import save_checkpoint
+
+    other = save_checkpoint(tmp_path / "o.pt", {"w": torch.zeros(1)}, {"method": "udh"})
+    with pytest.raises(BenchError, match="udh"):
+        train(TinyMethod, profile="tiny", steps=1, out=tmp_path / "x.pt", progress=False,
+              workers=0, init=other)
+    mine = save_checkpoint(tmp_path / "m.pt", {"w": torch.zeros(1)}, {})
+    with pytest.raises(BenchError, match="does not fit"):
+        train(TinyMethod, profile="tiny", steps=1, out=tmp_path / "y.pt", progress=False,
+              workers=0, init=mine)
