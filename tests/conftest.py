@@ -25,3 +25,13 @@ def block_logo():
     gen = torch.Generator().manual_seed(1)
     low = torch.rand(1, 3, 4, 4, generator=gen)
     return torch.nn.functional.interpolate(low, size=(32, 32), mode="nearest")[0]
+
+
+@pytest.fixture
+def one_thread():
+    """One intra-op thread for tests of tiny tensors (pool wake-ups cost ms per op on a busy
+    2-core host); the previous count is restored afterwards."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

@@ -22,12 +22,7 @@ from methods.safe_sora.position import with_positions
 TINY = load_profile("tiny")
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _method(cls=SafeSora) -> SafeSora:

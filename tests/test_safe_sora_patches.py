@@ -25,14 +25,7 @@ from methods.safe_sora.position import (
 )
 from methods.safe_sora.recovery import assign_slots, assign_slots_batch, reassemble
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny tensors: one intra-op thread avoids thread start-up and contention costs."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 # --- position codes -------------------------------------------------------------------------
