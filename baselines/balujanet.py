@@ -69,8 +69,8 @@ class BalujaNet(PerFrameImageMethod):
     name = "balujanet"
     version = "1"
     description = "Baluja 2017 deep steganography (prep/hide/reveal CNNs), per frame"
-    train_defaults = {"lr": 3e-4, "betas": (0.5, 0.999), "weight_decay": 1e-5,
-                      "batch_size": 2, "frames": 2, "steps": 3000}
+    train_defaults = {"lr": 1e-3, "betas": (0.5, 0.999), "weight_decay": 1e-5,
+                      "batch_size": 2, "frames": 2, "steps": 1500}
     train_attacks = ("identity",)
     train_crop = 0.5
 
