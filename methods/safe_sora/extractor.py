@@ -6,10 +6,12 @@ Conv3d(3 -> C, 1x3x3); SFMamba-3D at full size; Conv3d stride (1, 2, 2) + ReLU; 
 Conv3d(C -> 4, 1); trilinear resize to (T, canvas height, canvas width); tanh. C = 24 as
 published. Frames are downsampled in space only, so every frame keeps its own canvas.
 
-``stem_stride`` 2 (the CPU-sized ``default`` profile) makes the stem a stride-2 convolution,
-so the four blocks run at 1/2, 1/4, 1/8, 1/8 of the frame side: a full-size 3D SFMamba block
-at width 24 dominates a CPU training step (about 9 s of 12 s at 8 x 128 x 128), and a canvas
-cell still spans 4 x 2 pixels of the stem's output there. The paper profile keeps stride 1.
+``stem_stride`` 2 (the CPU-sized ``default`` profile) makes the stem a stride-2 convolution
+and the second downsampling a stride-1 convolution, so the four blocks run at 1/2, 1/4, 1/4,
+1/4 of the frame side: a full-size 3D SFMamba block at width 24 dominates a CPU training step
+(about 9 s of 12 s at 8 x 128 x 128). Either way the last features are at 1/4 of the frame
+side, at least as fine as the canvas (16 x 32 for 128 x 128 frames; 64 x 128 at 320 x 512).
+The paper profile keeps stride 1 (blocks at 1, 1/2, 1/4, 1/4).
 """
 
 from __future__ import annotations
@@ -38,9 +40,10 @@ class Extractor(nn.Module):
         self.stem = nn.Conv3d(3, width, (1, 3, 3), stride=(1, stem_stride, stem_stride),
                               padding=(0, 1, 1))
         self.blocks = nn.ModuleList([block() for _ in range(4)])
+        second = 2 if stem_stride == 1 else 1  # the last features at 1/4 of the frame side
         self.convs = nn.ModuleList([
             nn.Conv3d(width, width, 3, stride=(1, 2, 2), padding=1),
-            nn.Conv3d(width, width, 3, stride=(1, 2, 2), padding=1),
+            nn.Conv3d(width, width, 3, stride=(1, second, second), padding=1),
             nn.Conv3d(width, width, 3, padding=1)])
         self.head = nn.Conv3d(width, 4, 1)
 

@@ -174,7 +174,7 @@ class SafeSora(TrainableMethod):
     """Safe-Sora: adaptive patch placement + SFMamba embedder and extractor (see module doc)."""
 
     name = "safe-sora"
-    version = "1"
+    version = "2"  # 2: the extractor's last features at 1/4 of the frame on every profile
     description = ("Safe-Sora (NeurIPS 2025): position-coded logo patches, coarse-to-fine "
                    "patch matching, 2D/3D wavelet Mamba (SFMamba) embedder and extractor")
     train_defaults = {"lr": 5e-4, "weight_decay": 1e-2, "betas": (0.9, 0.999),
@@ -312,8 +312,9 @@ class SafeSora(TrainableMethod):
                        f"{math.ceil(math.log2(c.n_patches))} bits",
             "regions_per_frame": list(c.regions), "unit_frames": UNIT_FRAMES,
             "extractor": f"width {c.extract_width}, stem stride {c.extract_stride}"
-                         + ("" if c.extract_stride == 1 else " (CPU-sized: blocks at 1/2 .. "
-                            "1/8 of the frame side; the paper's first block is full size)"),
+                         + ("" if c.extract_stride == 1 else " (CPU-sized: blocks at 1/2, 1/4, "
+                            "1/4, 1/4 of the frame side; the paper's first block is full "
+                            "size)"),
             "latents": "clip.latent when given (4 x H/8 x W/8), else frame_latents: per 8x8 "
                        "block mean RGB and luma std (no VAE in this benchmark)",
             "msfi_features": "cover frames area-averaged to each level (stand-in for the VAE "
