@@ -18,7 +18,8 @@ on 2 CPU cores at the ``default`` profile (forward + backward per step, data ren
 balujanet 0.46 s, udh 1.7-2.2 s, pusnet 0.9 s, wengnet 1.05 s, safe-sd 1.0 s), with a peak
 learning rate raised from the papers' 1e-4 to 3e-4 (UDH keeps its 1e-3; Balujanet 1e-3 over
 1500 steps, its committed checkpoint) for that short budget; ``bench train --init`` continues
-from a committed checkpoint when more budget is spent. That is far shorter than the papers' training; each card records what was done.
+from a committed checkpoint when more budget is spent. That is far shorter than the papers'
+training; each card records what was done.
 """
 
 from __future__ import annotations
