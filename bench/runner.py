@@ -143,7 +143,8 @@ def _method_fingerprint(method: Method) -> dict:
 
 def method_training_info(method: Method) -> dict:
     """What the report's training summary needs about a method: parameters, and from its
-    checkpoint card the checkpoint size, steps, training time, device and validation scores.
+    checkpoint card the checkpoint size, steps, training time (totals over a ``--init`` chain
+    when the card has them), device and validation scores.
 
     Methods without weights give ``{"trainable": False}``."""
     if not isinstance(method, TrainableMethod):
@@ -157,7 +158,9 @@ def method_training_info(method: Method) -> dict:
         card = load_card(Path(ckpt))
         validation = card.get("validation") or {}
         info.update(checkpoint_bytes=card.get("checkpoint_bytes", Path(ckpt).stat().st_size),
-                    steps=card.get("steps"), training_seconds=card.get("training_seconds"),
+                    steps=card.get("total_steps", card.get("steps")),
+                    training_seconds=card.get("total_training_seconds",
+                                              card.get("training_seconds")),
                     training_device=card.get("device"), seed=card.get("seed"),
                     validation_w_psnr=validation.get("w_psnr"),
                     validation_v_psnr=validation.get("v_psnr"), command=card.get("command"))
@@ -197,6 +200,7 @@ class Runner:
         self.methods = (methods if methods is not None
                         else build_methods(config.methods, self.profile, self.device))
         self.attacks = build_attacks(config.attacks)
+        self.paper_attacks = [a for a in self.attacks if is_paper_setting(a)]
         self.source = build_source(config.source, self.profile, config.seed, config.limit)
         self.cache = Cache(config.cache_dir)
         self.logos = evaluation_logos(self.profile.logo_size)
@@ -226,7 +230,7 @@ class Runner:
         limit = self.profile.curve_videos
         if limit <= 0 or index < limit:
             return self.attacks
-        return [a for a in self.attacks if is_paper_setting(a)]
+        return self.paper_attacks
 
     def _error_rows(self, index: int, clip_id: str, logo: Logo, method: Method | MissingMethod,
                     message: str, status: str = "error") -> list[dict]:

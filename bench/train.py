@@ -395,18 +395,14 @@ def _display_path(path: Path) -> str:
 def _warm_start(method: TrainableMethod, init: Path) -> dict:
     """Load ``init``'s weights into the method's network; returns the card's ``init`` entry
     (file, sha256, steps and totals so far, command)."""
-    from bench.checkpoints import load_checkpoint
+    from bench.checkpoints import load_card, load_into
     from bench.weights import sha256_file
 
-    state, card = load_checkpoint(init)
+    card = load_card(init)
     if card.get("method") not in (None, method.name):
         raise BenchError(f"--init {init} holds weights of {card.get('method')!r}, not "
                          f"{method.name!r}")
-    try:
-        method.network().load_state_dict(state, strict=True)
-    except RuntimeError as exc:
-        raise BenchError(f"--init {init} does not fit {method.name!r} version "
-                         f"{method.version}: {exc}") from exc
+    load_into(method, init)
     steps = card.get("steps")
     return {"checkpoint": _display_path(init), "sha256": sha256_file(init), "steps": steps,
             "total_steps": card.get("total_steps", steps),

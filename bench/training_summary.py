@@ -25,10 +25,11 @@ from bench.results import Results
 
 __all__ = ["TRAINING_LEGEND", "training_markdown", "training_table"]
 
-TRAINING_LEGEND = ("Parameters, checkpoint size, steps, time and device from each checkpoint's "
-                   "card; validation W-PSNR / V-PSNR (dB) on the held-aside training clips at "
-                   "the end of training; embed / extract: median milliseconds per clip in this "
-                   "run (extract under the identity attack), n videos.")
+TRAINING_LEGEND = ("Parameters, checkpoint size, steps and time (totals over a --init chain) "
+                   "and device from each checkpoint's card; validation W-PSNR / V-PSNR (dB) "
+                   "on the held-aside training clips at the end of training; embed / extract: "
+                   "median milliseconds per clip in this run (extract under the identity "
+                   "attack), n videos.")
 
 COLUMNS = ["method", "trainable", "parameters", "checkpoint_mb", "steps", "training_min",
            "training_device", "validation_w_psnr", "validation_v_psnr", "embed_ms",

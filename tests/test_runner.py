@@ -267,3 +267,16 @@ def test_strength_curves_on_the_first_videos_paper_settings_on_all(tmp_path):
     from bench.api import BenchError
     with pytest.raises(BenchError, match="curve_videos"):
         load(str(bad))
+
+
+def test_training_info_reports_totals_of_a_warm_start_chain(tmp_path):
+    from baselines.balujanet import BalujaNet
+    from bench.checkpoints import save_checkpoint
+    from bench.runner import method_training_info
+
+    fresh = BalujaNet(TINY, "cpu", checkpoint=None)
+    path = save_checkpoint(tmp_path / "balujanet-tiny.pt", fresh.network().state_dict(),
+                           {"steps": 10, "training_seconds": 2.0, "total_steps": 30,
+                            "total_training_seconds": 7.0})
+    info = method_training_info(BalujaNet(TINY, "cpu", checkpoint=str(path)))
+    assert (info["steps"], info["training_seconds"]) == (30, 7.0)

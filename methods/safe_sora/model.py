@@ -47,7 +47,7 @@ from methods.safe_sora.matching import (
     patches_from_canvas,
 )
 from methods.safe_sora.position import decode_positions, unpatchify, with_positions
-from methods.safe_sora.recovery import assign_slots_batch
+from methods.safe_sora.recovery import assign_slots_batch, reassemble
 
 __all__ = ["SafeSora", "SafeSoraConfig", "SafeSoraNetwork", "VARIANTS"]
 
@@ -160,11 +160,9 @@ class SafeSoraNetwork(nn.Module):
         contents = patches_at_slots(canvas, UNIT_FRAMES, c.regions, c.patch)  # slot order
         index, confidence = decode_positions(contents[:, :, 3])
         position = assign_slots_batch(index.cpu(), confidence.cpu(), c.n_patches)
-        source = torch.argsort(position, dim=1)  # source[i]: the slot logo patch i comes from
-        view = source.to(contents.device).reshape(*source.shape, 1, 1, 1)
-        ordered = torch.gather(contents, 1, view.expand(-1, -1, *contents.shape[2:]))
+        ordered = reassemble(contents, position)  # slot s's content at its logo position
         logos = (unpatchify(ordered[:, :, :3]) + 1) / 2
-        return logos.clamp(0, 1), source
+        return logos.clamp(0, 1), torch.argsort(position, dim=1)  # the slot of each patch
 
 
 # ---------------------------------------------------------------------------- the method
