@@ -24,9 +24,29 @@ def _cmd_list(args) -> int:
     rows = []
     for name in registry.names(args.kind, args.pattern):
         version, desc = registry.describe(args.kind, name)
-        rows.append((name, version, desc))
-    print(tabulate(rows, headers=[args.kind[:-1], "version", "description"]))
+        row = (name, version, desc)
+        if args.kind == "methods":
+            row = (name, version, _checkpoint_cell(name, args.profile), desc)
+        rows.append(row)
+    headers = [args.kind[:-1], "version", "description"]
+    if args.kind == "methods":
+        headers.insert(2, f"checkpoint ({args.profile})")
+    print(tabulate(rows, headers=headers))
     return 0
+
+
+def _checkpoint_cell(name: str, profile: str) -> str:
+    """The checkpoint a trainable method loads on ``profile`` (repo-relative), or ``-``."""
+    from bench import registry
+    from bench.api import TrainableMethod
+    from bench.checkpoints import REPO_ROOT, checkpoint_path
+
+    obj = registry.get("methods", name)
+    if not (isinstance(obj, type) and issubclass(obj, TrainableMethod)):
+        return "- (no weights)"
+    path = checkpoint_path(name, profile)
+    shown = path.relative_to(REPO_ROOT).as_posix()
+    return shown if path.is_file() else f"{shown} (missing: bench train)"
 
 
 def _cmd_run(args) -> int:
@@ -86,6 +106,8 @@ def build_parser() -> argparse.ArgumentParser:
     q = sub.add_parser("list", help="registered methods, attacks, metrics, sources, profiles")
     q.add_argument("kind", choices=["methods", "attacks", "metrics", "sources", "profiles"])
     q.add_argument("pattern", nargs="?", default="*", help="glob on names, e.g. 'safe-sora*'")
+    q.add_argument("--profile", default="default",
+                   help="profile whose checkpoints `list methods` shows")
     q.set_defaults(func=_cmd_list)
 
     q = sub.add_parser("run", help="embed, attack, extract and score")

@@ -53,6 +53,16 @@ def test_cli_list_prints_names_and_versions(capsys):
     assert "w-psnr" in capsys.readouterr().out
 
 
+def test_cli_list_methods_shows_the_checkpoint_each_loads(capsys):
+    assert main(["list", "methods", "*", "--profile", "no-such-profile"]) == 0
+    lines = {line.split()[0]: line for line in capsys.readouterr().out.splitlines()[2:]}
+    assert "baselines/checkpoints/balujanet-no-such-profile.pt (missing: bench train)" \
+        in lines["balujanet"]
+    assert "methods/checkpoints/safe-sora--no-msfi-no-such-profile.pt (missing" \
+        in lines["safe-sora/no-msfi"]
+    assert "- (no weights)" in lines["dct-qim"]
+
+
 def test_cli_unknown_method_fails_with_did_you_mean(capsys, tmp_path):
     code = main(["run", "--methods", "dct-qm", "--attacks", "identity", "--limit", "1",
                  "--out", str(tmp_path / "r"), "--quiet"])
