@@ -3,6 +3,8 @@ initialisation, position recovery end to end, units, latents, variants, training
 
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
 
@@ -40,11 +42,13 @@ def test_geometry_follows_the_paper_at_the_paper_profile():
     assert default.n_patches == UNIT_FRAMES * default.regions[0] * default.regions[1]
 
 
-def test_untrained_embedding_leaves_the_cover_unchanged(smooth_clip, block_logo):
-    # the embedder's output layer starts at zero: the watermarked video is the cover
+def test_untrained_embedding_adds_a_small_residual(smooth_clip, block_logo):
+    # the output layer starts at N(0, HEAD_INIT_STD^2): a faint residual, 25-45 dB V-PSNR
     method = _method()
     marked = method.embed(smooth_clip[None], block_logo[None])
-    assert torch.equal(marked, smooth_clip[None])
+    mse = float(((marked - smooth_clip[None]) ** 2).mean())
+    assert 25 < -10 * math.log10(mse) < 45
+    assert marked.min() >= 0 and marked.max() <= 1
     assert method.embedded_positions().shape == (1, 2 * method.config.n_patches)
 
 
@@ -120,11 +124,9 @@ def test_training_losses_and_gradients(smooth_clip, block_logo):
     method.network().train()
     losses = method.training_losses(smooth_clip[None, :8], block_logo[None],
                                     lambda x, g: x, torch.Generator())
-    assert float(losses["video_mse"]) == 0.0  # zero residual at initialisation
+    assert 0 < float(losses["video_mse"]) < 1e-2  # a faint residual at initialisation
     assert torch.isfinite(losses["loss"]) and float(losses["watermark_mse"]) > 0
     net = method.network()
-    with torch.no_grad():  # past the first step the zero-initialised output layer is not zero
-        net.embedder.head.weight.normal_(0, 1e-2)
     method.training_losses(smooth_clip[None, :8], block_logo[None], lambda x, g: x,
                            torch.Generator())["loss"].backward()
     for part in (net.expert, net.embedder.stem, net.embedder.head, net.extractor.stem,

@@ -13,9 +13,15 @@ Layout: tensors are (B, T, C, H, W) between modules; ``Conv3d`` sees (B, C, T, H
   VAE decoder's feature map, which this benchmark does not have), mixed by a Linear, a Mamba
   scan over the level's (T, H, W) tokens and a Linear(d -> level width), added to the level.
 * Decoder: Conv3d then PixelShuffle(2) per frame, concatenated with the skip, Conv3d.
-* Two 3D SFMamba blocks at full resolution with a residual around them, then a zero-initialised
-  1x1x1 Conv3d to 3 channels: the residual added to the cover, so at initialisation the output
-  is the cover itself.
+* Two 3D SFMamba blocks at full resolution with a residual around them, then a 1x1x1 Conv3d to
+  3 channels: the residual added to the cover.
+
+Deviation: the paper zero-initialises that output layer (at initialisation the output is the
+cover). Here its weights start at N(0, HEAD_INIT_STD^2), a residual of about 0.02 RMS (V-PSNR
+near 34 dB). From zero the residual stays below the 8-bit step that training rounds to, the
+extractor never sees it, and training sat at the constant-logo floor (W-PSNR 9 dB) for 900
+CPU steps of the default profile; the paper trains about 300k steps. With the small random
+start the residual carries the canvas from the first step, as in the baselines.
 """
 
 from __future__ import annotations
@@ -27,7 +33,10 @@ from torch import nn
 from methods.safe_sora.mamba import Mamba
 from methods.safe_sora.sfmamba import SFMamba2D, SFMamba3D
 
-__all__ = ["Embedder", "FeatureInjection"]
+__all__ = ["Embedder", "FeatureInjection", "HEAD_INIT_STD"]
+
+#: std of the output layer's initial weights (the paper: 0; see the module docstring)
+HEAD_INIT_STD = 0.1
 
 
 def to_conv3d(x: torch.Tensor) -> torch.Tensor:
@@ -104,7 +113,7 @@ class Embedder(nn.Module):
             SFMamba3D(w1, d_state=1, local_scan=local_scan, space_first=space_first),
             SFMamba3D(w1, d_state=1, local_scan=local_scan, space_first=space_first))
         self.head = nn.Conv3d(w1, 3, 1)
-        nn.init.zeros_(self.head.weight)
+        nn.init.normal_(self.head.weight, std=HEAD_INIT_STD)
         nn.init.zeros_(self.head.bias)
 
     def forward(self, cover: torch.Tensor, canvas: torch.Tensor) -> torch.Tensor:

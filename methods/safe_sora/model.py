@@ -13,7 +13,8 @@ two recovered logos are averaged, as in the paper's test protocol):
    there). The matcher's encoders are not trained (assignment sorts; see matching.py).
 4. **Embedder** (embedder.py): the per-frame canvas of placed patches and the cover go through
    a UNet with 2D SFMamba levels, MSFI and two 3D SFMamba blocks; its output is a residual
-   added to the cover (zero at initialisation).
+   added to the cover (small and random at initialisation; the paper starts it at zero, see
+   embedder.py).
 5. **Extractor** (extractor.py): 3D SFMamba blocks back to the canvas; every slot's content
    has its position code decoded and the confidence-guided greedy assignment (recovery.py)
    puts each patch back in the logo.
@@ -37,7 +38,7 @@ from torch import nn
 
 from bench.api import BenchError, Clip, Profile, TrainableMethod
 from bench.reference import PAPER_ABLATION_NAMES
-from methods.safe_sora.embedder import Embedder
+from methods.safe_sora.embedder import HEAD_INIT_STD, Embedder
 from methods.safe_sora.extractor import Extractor
 from methods.safe_sora.matching import (
     PatchMatcher,
@@ -172,7 +173,9 @@ class SafeSora(TrainableMethod):
     """Safe-Sora: adaptive patch placement + SFMamba embedder and extractor (see module doc)."""
 
     name = "safe-sora"
-    version = "2"  # 2: the extractor's last features at 1/4 of the frame on every profile
+    # 2: the extractor's last features at 1/4 of the frame on every profile; 3: the embedder's
+    # output layer starts small and random instead of zero (embedder.py)
+    version = "3"
     description = ("Safe-Sora (NeurIPS 2025): position-coded logo patches, coarse-to-fine "
                    "patch matching, 2D/3D wavelet Mamba (SFMamba) embedder and extractor")
     train_defaults = {"lr": 5e-4, "weight_decay": 1e-2, "betas": (0.9, 0.999),
@@ -323,6 +326,9 @@ class SafeSora(TrainableMethod):
             "degradation": "one attack per step drawn uniformly (H.264 proxy 1/6 of steps); "
                            "per clip rather than per frame",
             "loss": f"MSE(video) + {WATERMARK_WEIGHT} MSE(patches incl. position channel)",
+            "output_layer_init": f"N(0, {HEAD_INIT_STD}^2) weights, zero bias (the paper: zero; "
+                                 "from zero the residual stays below the 8-bit step within a "
+                                 "CPU budget of steps)",
         }
 
 
