@@ -24,27 +24,23 @@ def _cmd_list(args) -> int:
     rows = []
     for name in registry.names(args.kind, args.pattern):
         version, desc = registry.describe(args.kind, name)
-        row = (name, version, desc)
-        if args.kind == "methods":
-            row = (name, version, _checkpoint_cell(name, args.profile), desc)
-        rows.append(row)
-    headers = [args.kind[:-1], "version", "description"]
-    if args.kind == "methods":
-        headers.insert(2, f"checkpoint ({args.profile})")
-    print(tabulate(rows, headers=headers))
+        checkpoint = [_checkpoint_cell(name, args.profile)] if args.kind == "methods" else []
+        rows.append((name, version, *checkpoint, desc))
+    checkpoint_header = [f"checkpoint ({args.profile})"] if args.kind == "methods" else []
+    print(tabulate(rows, headers=[args.kind[:-1], "version", *checkpoint_header,
+                                  "description"]))
     return 0
 
 
 def _checkpoint_cell(name: str, profile: str) -> str:
-    """The checkpoint a trainable method loads on ``profile`` (repo-relative), or ``-``."""
-    from bench import registry
-    from bench.api import TrainableMethod
-    from bench.checkpoints import REPO_ROOT, checkpoint_path
+    """The checkpoint a trainable method loads on ``profile`` (repo-relative, marked when
+    missing), or ``- (no weights)``."""
+    from bench.checkpoints import REPO_ROOT
+    from bench.weights import method_checkpoint
 
-    obj = registry.get("methods", name)
-    if not (isinstance(obj, type) and issubclass(obj, TrainableMethod)):
+    path = method_checkpoint(name, profile)
+    if path is None:
         return "- (no weights)"
-    path = checkpoint_path(name, profile)
     shown = path.relative_to(REPO_ROOT).as_posix()
     return shown if path.is_file() else f"{shown} (missing: bench train)"
 

@@ -116,24 +116,32 @@ def _checkpoints(repo_root: Path, hash_files: bool, expected: dict[str, str]) ->
     return out
 
 
+def method_checkpoint(name: str, profile_name: str = "default") -> Optional[Path]:
+    """The checkpoint the registered method ``name`` loads on a profile; None when it has no
+    weights (not a TrainableMethod)."""
+    from bench import registry
+    from bench.api import TrainableMethod
+    from bench.checkpoints import checkpoint_path
+
+    obj = registry.get("methods", name)
+    if isinstance(obj, type) and issubclass(obj, TrainableMethod):
+        return checkpoint_path(name, profile_name)
+    return None
+
+
 def expected_checkpoints(profile_name: str = "default") -> dict[str, str]:
     """``{path relative to the repository: command that trains it}`` for every registered
     trainable method's checkpoint of a profile."""
     from bench import registry
-    from bench.api import TrainableMethod
-    from bench.checkpoints import REPO_ROOT, checkpoint_path, train_command
+    from bench.checkpoints import REPO_ROOT, train_command
 
     out = {}
     for name in registry.names("methods"):
         try:
-            obj = registry.get("methods", name)
+            path = method_checkpoint(name, profile_name)
         except BenchError:
             continue  # a broken plugin is reported by `bench list`, not here
-        if isinstance(obj, type) and issubclass(obj, TrainableMethod):
-            try:
-                path = checkpoint_path(name, profile_name)
-            except BenchError:
-                continue
+        if path is not None:
             out[path.relative_to(REPO_ROOT).as_posix()] = train_command(name, profile_name)
     return out
 
