@@ -234,6 +234,10 @@ class TrainableMethod(Method):
     #: registry names of the attacks whose training forms are applied during training
     #: (one drawn per step, uniformly; "identity" included when clean steps are wanted)
     train_attacks: ClassVar[tuple[str, ...]] = ("identity",)
+    #: other registered methods whose checkpoints ``bench train --init`` may start from:
+    #: relatives holding every tensor of this network with its shape (tensors this network
+    #: lacks are left out and listed in the card), e.g. an ablation variant from its full model
+    warm_start_from: ClassVar[tuple[str, ...]] = ()
 
     @abc.abstractmethod
     def network(self) -> torch.nn.Module:

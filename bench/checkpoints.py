@@ -23,8 +23,8 @@ import torch
 
 from bench.api import BenchError, Profile
 
-__all__ = ["REPO_ROOT", "CheckpointMissing", "card_path", "checkpoint_path", "load_card",
-           "load_checkpoint", "load_into", "save_checkpoint", "train_command"]
+__all__ = ["REPO_ROOT", "CheckpointMissing", "card_path", "checkpoint_path", "fit_state",
+           "load_card", "load_checkpoint", "load_into", "save_checkpoint", "train_command"]
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 PACKAGES = ("baselines", "methods", "attacks")
@@ -181,13 +181,28 @@ def load_into(method, checkpoint: Path | str | None = "default",
         name = "PROFILE" if known is None else (known if isinstance(known, str) else known.name)
         command = train_command(method.name, name) + f" --out {path}"
     state, card = load_checkpoint(path, command)
+    fit_state(method, state, card, path, command)
+    method.checkpoint = path
+    return path
+
+
+def fit_state(method, state: dict[str, torch.Tensor], card: dict, path: Path | str,
+              command: str, unused_ok: bool = False) -> list[str]:
+    """Load ``state`` (read from ``path``) into ``method.network()``; returns the names of
+    the tensors left unused.
+
+    Every tensor of the network must be in ``state`` with its shape. With ``unused_ok``
+    ``state`` may hold more (a warm start from a larger relative, e.g. a Safe-Sora variant
+    without MSFI from the full model); otherwise it must hold exactly the network's tensors.
+    """
     network = method.network()
+    unused = sorted(set(state) - set(network.state_dict())) if unused_ok else []
     try:
-        network.load_state_dict(state, strict=True)
+        network.load_state_dict({k: v for k, v in state.items() if k not in unused},
+                                strict=True)
     except RuntimeError as exc:
         trained = card.get("method_version", "?")
         raise BenchError(
             f"checkpoint {path} does not fit {method.name!r} version {method.version} "
             f"(trained with version {trained}); retrain with `{command}`: {exc}") from exc
-    method.checkpoint = path
-    return path
+    return unused

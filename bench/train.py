@@ -393,23 +393,30 @@ def _display_path(path: Path) -> str:
 
 
 def _warm_start(method: TrainableMethod, init: Path) -> dict:
-    """Load ``init``'s weights into the method's network; returns the card's ``init`` entry
-    (file, sha256, steps and totals so far, command)."""
-    from bench.checkpoints import load_card, load_into
+    """Load ``init``'s weights (the method's own or a ``warm_start_from`` relative's) into the
+    method's network; returns the card's ``init`` entry (file, method, sha256, steps and totals
+    so far, command, validation, the tensors left unused)."""
+    from bench.checkpoints import fit_state, load_checkpoint, train_command
     from bench.weights import sha256_file
 
-    card = load_card(init)
-    if card.get("method") not in (None, method.name):
-        raise BenchError(f"--init {init} holds weights of {card.get('method')!r}, not "
-                         f"{method.name!r}")
-    load_into(method, init)
+    state, card = load_checkpoint(init)
+    source = card.get("method")
+    allowed = (method.name, *method.warm_start_from)
+    if source not in (None, *allowed):
+        raise BenchError(f"--init {init} holds weights of {source!r}; {method.name!r} starts "
+                         f"only from checkpoints of {', '.join(map(repr, allowed))}")
+    unused = fit_state(method, state, card, init,
+                       train_command(method.name, str(card.get("profile", "PROFILE"))),
+                       unused_ok=source not in (None, method.name))
+    method.checkpoint = init
     steps = card.get("steps")
-    return {"checkpoint": _display_path(init), "sha256": sha256_file(init), "steps": steps,
+    return {"checkpoint": _display_path(init), "method": source or method.name,
+            "sha256": sha256_file(init), "steps": steps,
             "total_steps": card.get("total_steps", steps),
             "total_training_seconds": card.get("total_training_seconds",
                                                card.get("training_seconds")),
             "command": card.get("command"),
-            "validation": card.get("validation")}
+            "validation": card.get("validation"), "unused_tensors": unused}
 
 
 def train(method_name, profile: str | Profile = "default", steps: Optional[int] = None,

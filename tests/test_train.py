@@ -376,3 +376,37 @@ def test_warm_start_refuses_another_methods_weights(tmp_path, fast_data):
     with pytest.raises(BenchError, match="does not fit"):
         train(TinyMethod, profile="tiny", steps=1, out=tmp_path / "y.pt", progress=False,
               workers=0, init=mine)
+
+
+class TinyVariant(TinyMethod):
+    """TinyMethod without its decoder bias: an "ablation variant" of a smaller network that
+    may start from TinyMethod's checkpoints (``warm_start_from``)."""
+
+    name = "tiny-trainable/no-dec-bias"
+    warm_start_from = (TinyMethod.name,)
+
+    def __init__(self, profile, device="cpu", checkpoint="default"):
+        super().__init__(profile, device, checkpoint=None)
+        self.net["dec"] = nn.Conv2d(3, 3, 3, padding=1, bias=False)
+        load_into(self, checkpoint)
+
+
+def test_warm_start_from_a_relative_loads_the_shared_tensors_and_lists_the_rest(
+        tmp_path, fast_data):
+    """A variant starts from its full model's checkpoint: every tensor it has comes from
+    there (zero lr: equal to the full model's), the unused one is named in the card; the
+    full model may not start from the variant (its decoder bias would be missing)."""
+    full = train(TinyMethod, profile="tiny", steps=2, out=tmp_path / "full.pt", progress=False,
+                 workers=0)
+    variant = train(TinyVariant, profile="tiny", steps=1, out=tmp_path / "v.pt",
+                    progress=False, workers=0, init=full, lr=1e-30)
+    weights, full_weights = _weights(variant), _weights(full)
+    assert set(weights) == set(full_weights) - {"dec.bias"}
+    assert all(torch.allclose(weights[k], full_weights[k]) for k in weights)
+    _, card = load_checkpoint(variant)
+    assert card["method"] == TinyVariant.name
+    assert card["init"]["method"] == TinyMethod.name
+    assert card["init"]["unused_tensors"] == ["dec.bias"]
+    with pytest.raises(BenchError, match="no-dec-bias"):
+        train(TinyMethod, profile="tiny", steps=1, out=tmp_path / "x.pt", progress=False,
+              workers=0, init=variant)

@@ -338,6 +338,7 @@ def _variant(slug: str, **flags) -> type[SafeSora]:
     label = PAPER_ABLATION_NAMES[f"safe-sora/{slug}"]
     cls = type(f"SafeSora_{slug.replace('-', '_')}", (SafeSora,), {
         "name": f"safe-sora/{slug}", "flags": flags, "paper_variant": label,
+        "warm_start_from": ("safe-sora",),
         "description": f"Safe-Sora ablation: {label}",
         "__doc__": f"Safe-Sora {label} (ablation; {flags})."})
     cls.__module__ = __name__
