@@ -2,6 +2,10 @@
 (the paper's order, full model last) with W-PSNR (identity attack), V-PSNR and FVD measured
 in this run beside the paper's figures. A variant absent from the run, or whose rows have no
 value, says so instead of a number.
+
+Beside them: each checkpoint's training steps and the checkpoint it was warm-started from
+(from the run manifest), so that a reader sees whether variants and full model had the same
+budget, and the paired W-PSNR difference to the full model over the videos both have.
 """
 
 from __future__ import annotations
@@ -12,24 +16,67 @@ import pandas as pd
 from tabulate import tabulate
 
 from bench.reference import PAPER_ABLATION_NAMES, load_paper_ablation
+from bench.stats import bootstrap_ci, paired_test
 
-__all__ = ["ABLATION_LEGEND", "ABLATION_METRICS", "ablation_markdown", "ablation_table"]
+__all__ = ["ABLATION_LEGEND", "ABLATION_METRICS", "FULL_MODEL", "ablation_markdown",
+           "ablation_table"]
 
 ABLATION_METRICS = ("w_psnr", "v_psnr", "fvd")
-ABLATION_LEGEND = ("Safe-Sora variants, each trained and evaluated like the full model: "
-                   "W-PSNR without attack, V-PSNR (dB) and FVD, mean [95% bootstrap CI] over "
-                   "this run's videos, the paper's figures beside (VideoCrafter2, 320x512).")
+FULL_MODEL = "safe-sora"
+ABLATION_LEGEND = ("Safe-Sora variants: W-PSNR without attack, V-PSNR (dB) and FVD, mean "
+                   "[95% bootstrap CI] over this run's videos, the paper's figures beside "
+                   "(VideoCrafter2, 320x512, every variant trained from scratch as long as the "
+                   "full model). Steps: the checkpoint's training steps, a --init chain "
+                   "counted whole, and the checkpoint it was warm-started from; a variant "
+                   "compares with the full model only at equal steps. ΔW-PSNR: the paired "
+                   "difference to the full model over the videos both have, mean [95% "
+                   "bootstrap CI] and Wilcoxon signed-rank p.")
 
 
-def ablation_table(table1: pd.DataFrame) -> pd.DataFrame:
-    """From Table 1 (``bench.report.quality_table``): columns ``method``, ``variant``,
-    ``in_run`` and for each metric ``KEY``, ``KEY_lo``, ``KEY_hi``, ``KEY_n``, ``paper_KEY``."""
+def _steps(info: dict) -> tuple[float, str]:
+    """(total steps, ``"from METHOD at N steps"`` or ``""``) from a manifest training entry."""
+    try:
+        steps = float(info.get("steps"))
+    except (TypeError, ValueError):
+        steps = math.nan
+    source = info.get("init_method")
+    start = info.get("init_steps")
+    origin = f"from {source} at {int(start)} steps" if source and start is not None else ""
+    return steps, origin
+
+
+def _paired_w_psnr(rows: pd.DataFrame, method: str) -> dict:
+    """W-PSNR of ``method`` minus the full model's, identity attack, per shared video:
+    ``{"mean", "lo", "hi", "n", "p"}`` (NaN and n 0 when no video has both)."""
+    from bench.report import IDENTITY, per_video
+
+    clean = rows[rows["attack"] == IDENTITY]
+    pair = pd.concat([per_video(clean[clean["method"] == method], "w_psnr"),
+                      per_video(clean[clean["method"] == FULL_MODEL], "w_psnr")],
+                     axis=1, join="inner").dropna()
+    ours, full = pair.iloc[:, 0].to_numpy(float), pair.iloc[:, 1].to_numpy(float)
+    mean, lo, hi = bootstrap_ci(ours - full)
+    return {"mean": mean, "lo": lo, "hi": hi, "n": len(pair),
+            "p": paired_test(ours, full) if len(pair) else math.nan}
+
+
+def ablation_table(table1: pd.DataFrame, rows: pd.DataFrame | None = None,
+                   training: dict | None = None) -> pd.DataFrame:
+    """From Table 1 (``bench.report.quality_table``), the run's prepared rows
+    (``bench.report.prepare_rows``) and the manifest's ``training`` entries: columns
+    ``method``, ``variant``, ``in_run``, ``steps``, ``origin``, for each metric ``KEY``,
+    ``KEY_lo``, ``KEY_hi``, ``KEY_n``, ``paper_KEY``, and ``d_w_psnr`` (with ``_lo``, ``_hi``,
+    ``_n``, ``_p``: the paired difference to the full model; NaN on the full model's row)."""
     paper = load_paper_ablation().set_index("variant")
     measured = table1.set_index("method") if not table1.empty else pd.DataFrame()
+    training = training or {}
+    full_in_run = FULL_MODEL in measured.index and rows is not None
     records = []
     for method, variant in PAPER_ABLATION_NAMES.items():
         in_run = method in measured.index
-        record = {"method": method, "variant": variant, "in_run": in_run}
+        steps, origin = _steps(training.get(method) or {})
+        record = {"method": method, "variant": variant, "in_run": in_run, "steps": steps,
+                  "origin": origin}
         for key in ABLATION_METRICS:
             for suffix in ("", "_lo", "_hi"):
                 record[key + suffix] = float(measured.loc[method, key + suffix]) if in_run \
@@ -37,6 +84,9 @@ def ablation_table(table1: pd.DataFrame) -> pd.DataFrame:
             record[f"{key}_n"] = int(measured.loc[method, f"{key}_n"]) if in_run else 0
             record[f"paper_{key}"] = float(paper.loc[variant, key]) if variant in paper.index \
                 else math.nan
+        delta = _paired_w_psnr(rows, method) if in_run and full_in_run and method != FULL_MODEL \
+            else {"mean": math.nan, "lo": math.nan, "hi": math.nan, "n": 0, "p": math.nan}
+        record.update({f"d_w_psnr{'' if k == 'mean' else '_' + k}": v for k, v in delta.items()})
         records.append(record)
     return pd.DataFrame.from_records(records)
 
@@ -45,12 +95,14 @@ def ablation_markdown(table: pd.DataFrame) -> str:
     """The ablation table as markdown; cells of variants not in the run read ``not run``."""
     from bench.report import format_cell, format_number
 
-    headers = ["variant", "method"]
+    headers = ["variant", "method", "steps"]
     for label in ("W-PSNR ↑ (dB)", "V-PSNR ↑ (dB)", "FVD ↓"):
         headers += [label, "paper"]
+    headers += ["ΔW-PSNR vs full (dB)", "p"]
     body = []
     for r in table.itertuples(index=False):
-        line = [r.variant, r.method]
+        steps = "–" if math.isnan(r.steps) else f"{r.steps:,.0f}"
+        line = [r.variant, r.method, f"{steps} ({r.origin})" if r.origin else steps]
         for key in ABLATION_METRICS:
             if not r.in_run:
                 line.append("not run")
@@ -59,5 +111,12 @@ def ablation_markdown(table: pd.DataFrame) -> str:
                                         getattr(r, f"{key}_hi"), getattr(r, f"{key}_n")))
             paper = getattr(r, f"paper_{key}")
             line.append("–" if math.isnan(paper) else format_number(paper))
+        if r.method == FULL_MODEL:
+            line += ["reference", "–"]
+        elif not r.in_run or r.d_w_psnr_n == 0:
+            line += ["–", "–"]
+        else:
+            line += [format_cell(r.d_w_psnr, r.d_w_psnr_lo, r.d_w_psnr_hi, r.d_w_psnr_n),
+                     "–" if math.isnan(r.d_w_psnr_p) else f"{r.d_w_psnr_p:.3g}"]
         body.append(line)
     return tabulate(body, headers=headers, tablefmt="github", disable_numparse=True)

@@ -532,7 +532,8 @@ def build_report(results_dir: str | Path, out_dir: str | Path) -> list[Path]:
     robustness_legend = ROBUSTNESS_LEGEND
     write("robustness.md", f"# Robustness\n\n{robustness_legend}\n\n{robustness_md}\n")
 
-    ablation = ablation_table(table1)
+    rows = prepare_rows(results.rows)
+    ablation = ablation_table(table1, rows, (results.manifest or {}).get("training"))
     write("ablation.csv", ablation.to_csv(index=False))
     if ablation["in_run"].any():
         ablation_md = f"{ABLATION_LEGEND}\n\n{ablation_markdown(ablation)}"
@@ -546,7 +547,6 @@ def build_report(results_dir: str | Path, out_dir: str | Path) -> list[Path]:
     robustness_pngs, strips, problems = build_figures(results, robustness, out)
     written.extend(robustness_pngs + strips)
 
-    rows = prepare_rows(results.rows)
     parts = [
         "# safesora-bench report", "",
         _manifest_summary(results, rows), "",

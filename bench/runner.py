@@ -144,7 +144,8 @@ def _method_fingerprint(method: Method) -> dict:
 def method_training_info(method: Method) -> dict:
     """What the report's training summary needs about a method: parameters, and from its
     checkpoint card the checkpoint size, steps, training time (totals over a ``--init`` chain
-    when the card has them), device and validation scores.
+    when the card has them), device and validation scores; for a warm start the method and
+    total steps of the checkpoint it started from (``init_method``, ``init_steps``).
 
     Methods without weights give ``{"trainable": False}``."""
     if not isinstance(method, TrainableMethod):
@@ -164,6 +165,10 @@ def method_training_info(method: Method) -> dict:
                     training_device=card.get("device"), seed=card.get("seed"),
                     validation_w_psnr=validation.get("w_psnr"),
                     validation_v_psnr=validation.get("v_psnr"), command=card.get("command"))
+        init = card.get("init") or {}
+        if init:
+            info.update(init_method=init.get("method") or card.get("method"),
+                        init_steps=init.get("total_steps", init.get("steps")))
     return info
 
 

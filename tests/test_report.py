@@ -282,3 +282,41 @@ def test_ablation_table_from_run_and_paper(tmp_path):
     assert ablation.loc["safe-sora/no-msfi", "paper_fvd"] == 14.11
     text = (out / "README.md").read_text()
     assert "## Ablation" in text and "not run" in text and "w/o MSFI" in text
+
+
+def test_ablation_table_pairs_variants_with_the_full_model_and_shows_their_budget(tmp_path):
+    """A variant's ΔW-PSNR is the mean per-video difference to the full model over the
+    videos both have (checked against the offsets put in, scipy's Wilcoxon for p); steps and
+    warm-start origin come from the manifest's training entries."""
+    from scipy.stats import wilcoxon
+
+    rows = make_rows()
+    offsets = {"v0": -1.0, "v1": -0.5, "v2": -2.0, "v3": 0.5}  # v4 not run for the variant
+    variant = []
+    for row in rows:
+        if row["method"] == "safe-sora" and row["video_id"] in offsets \
+                and row["status"] != "error":
+            variant.append({**row, "method": "safe-sora/no-msfi",
+                            "w_psnr": row["w_psnr"] + offsets[row["video_id"]]})
+    folder = make_results(tmp_path / "run", rows=rows + variant, samples=False)
+    training = {"safe-sora": {"trainable": True, "steps": 1000, "init_method": "safe-sora",
+                              "init_steps": 800},
+                "safe-sora/no-msfi": {"trainable": True, "steps": 1000,
+                                      "init_method": "safe-sora", "init_steps": 800}}
+    write_manifest(folder / "manifest.json", {"profile": {"name": "tiny"}, "git": "abc123",
+                                              "started": "2025-01-01T00:00:00",
+                                              "device": "cpu: test", "training": training})
+    out = tmp_path / "report"
+    report.build_report(folder, out)
+    ablation = pd.read_csv(out / "ablation.csv").set_index("method")
+    row = ablation.loc["safe-sora/no-msfi"]
+    diffs = list(offsets.values())
+    assert row["d_w_psnr"] == pytest.approx(np.mean(diffs), abs=1e-9)
+    assert row["d_w_psnr_n"] == 4
+    assert row["d_w_psnr_lo"] <= row["d_w_psnr"] <= row["d_w_psnr_hi"]
+    assert row["d_w_psnr_p"] == pytest.approx(wilcoxon(diffs).pvalue)
+    assert row["steps"] == 1000 and row["origin"] == "from safe-sora at 800 steps"
+    assert math.isnan(ablation.loc["safe-sora", "d_w_psnr"])
+    assert ablation.loc["safe-sora/no-sls", "d_w_psnr_n"] == 0  # not in the run
+    text = (out / "README.md").read_text()
+    assert "1,000 (from safe-sora at 800 steps)" in text and "reference" in text

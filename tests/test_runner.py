@@ -277,6 +277,11 @@ def test_training_info_reports_totals_of_a_warm_start_chain(tmp_path):
     fresh = BalujaNet(TINY, "cpu", checkpoint=None)
     path = save_checkpoint(tmp_path / "balujanet-tiny.pt", fresh.network().state_dict(),
                            {"steps": 10, "training_seconds": 2.0, "total_steps": 30,
-                            "total_training_seconds": 7.0})
+                            "total_training_seconds": 7.0,
+                            "init": {"method": "balujanet", "steps": 15, "total_steps": 20}})
     info = method_training_info(BalujaNet(TINY, "cpu", checkpoint=str(path)))
     assert (info["steps"], info["training_seconds"]) == (30, 7.0)
+    assert (info["init_method"], info["init_steps"]) == ("balujanet", 20)
+    plain = save_checkpoint(tmp_path / "plain.pt", fresh.network().state_dict(), {"steps": 3})
+    assert "init_method" not in method_training_info(BalujaNet(TINY, "cpu",
+                                                               checkpoint=str(plain)))
