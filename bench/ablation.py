@@ -56,8 +56,7 @@ def _paired_w_psnr(rows: pd.DataFrame, method: str) -> dict:
                      axis=1, join="inner").dropna()
     ours, full = pair.iloc[:, 0].to_numpy(float), pair.iloc[:, 1].to_numpy(float)
     mean, lo, hi = bootstrap_ci(ours - full)
-    return {"mean": mean, "lo": lo, "hi": hi, "n": len(pair),
-            "p": paired_test(ours, full) if len(pair) else math.nan}
+    return {"mean": mean, "lo": lo, "hi": hi, "n": len(pair), "p": paired_test(ours, full)}
 
 
 def ablation_table(table1: pd.DataFrame, rows: pd.DataFrame | None = None,
