@@ -141,12 +141,12 @@ class WengNet(VideoMethodBase):
         if key_idx:
             out = self._hide_frames(frames[:, key_idx].flatten(0, 1),
                                     secret_video[:, key_idx].flatten(0, 1))
-            stego[:, key_idx] = out.unflatten(0, (frames.shape[0], len(key_idx)))
+            stego[:, key_idx] = out.unflatten(0, (frames.shape[0], len(key_idx))).to(stego.dtype)
             targets[:, key_idx] = secret_video[:, key_idx]
         if res_idx:
             out = self._hide_residuals(frames[:, res_idx].flatten(0, 1),
                                        residuals[:, res_idx].flatten(0, 1))
-            stego[:, res_idx] = out.unflatten(0, (frames.shape[0], len(res_idx)))
+            stego[:, res_idx] = out.unflatten(0, (frames.shape[0], len(res_idx))).to(stego.dtype)
             targets[:, res_idx] = residuals[:, res_idx]
         return stego, targets, flags
 
@@ -158,10 +158,10 @@ class WengNet(VideoMethodBase):
         res_idx = torch.nonzero(~flags).flatten().tolist()
         if key_idx:
             out[:, key_idx] = self.net.reveal_frame(
-                frames[:, key_idx].flatten(0, 1)).unflatten(0, (b, len(key_idx)))
+                frames[:, key_idx].flatten(0, 1)).unflatten(0, (b, len(key_idx))).to(out.dtype)
         if res_idx:
             out[:, res_idx] = self.net.reveal_residual(
-                frames[:, res_idx].flatten(0, 1)).unflatten(0, (b, len(res_idx)))
+                frames[:, res_idx].flatten(0, 1)).unflatten(0, (b, len(res_idx))).to(out.dtype)
         return out
 
     @staticmethod

@@ -60,6 +60,15 @@ VALIDATION_PROMPT_IDS = ("t196", "t197", "t198", "t199")
 #: training-logo indices held aside for validation; training draws logos from [0, TRAIN_LOGOS)
 VALIDATION_LOGO_INDICES = (99996, 99997, 99998, 99999)
 TRAIN_LOGOS = 1000
+#: renders of each training prompt the default data draw from (kept on disk as uint8)
+RENDERS_PER_PROMPT = 2
+PRECISIONS = ("bf16", "fp32")
+#: W-PSNR and V-PSNR (dB) that ``--overfit`` must reach on its one clip
+OVERFIT_TARGET_DB = 35.0
+OVERFIT_STEPS = 400
+PRECISION_TEXT = {"bf16": "bf16 autocast forward, channels_last; fp32 weights, optimiser "
+                          "and loss",
+                  "fp32": "fp32, contiguous (NCHW) tensors"}
 WARMUP_FRACTION = 0.02
 FINAL_LR_FACTOR = 1e-2
 GRAD_CLIP_NORM = 1.0
@@ -103,6 +112,34 @@ def state_path(out: Path | str) -> Path:
 def _quantise(frames: torch.Tensor) -> torch.Tensor:
     """Values on the 8-bit grid, as a stored video holds them."""
     return (frames.clamp(0, 1) * 255).round() / 255
+
+
+def to_uint8(frames: torch.Tensor) -> torch.Tensor:
+    """float frames in [0, 1] -> uint8 (rounded, clamped): the bytes of a stored video."""
+    return (frames.clamp(0, 1) * 255).round().to(torch.uint8)
+
+
+def to_channels_last(module: torch.nn.Module) -> torch.nn.Module:
+    """Put every 4-D parameter and buffer in channels_last and every 5-D one in
+    channels_last_3d, in place (convolutions then run in the faster NHWC layout)."""
+    formats = {4: torch.channels_last, 5: torch.channels_last_3d}
+    for tensor in [*module.parameters(), *module.buffers()]:
+        if tensor.dim() in formats:
+            tensor.data = tensor.data.contiguous(memory_format=formats[tensor.dim()])
+    return module
+
+
+def _contiguous(module: torch.nn.Module) -> None:
+    """Every parameter and buffer back in the default contiguous layout, in place."""
+    for tensor in [*module.parameters(), *module.buffers()]:
+        if not tensor.data.is_contiguous():
+            tensor.data = tensor.data.contiguous()
+
+
+def _generator_version() -> str:
+    from bench.sources.generator import GeneratedSource
+
+    return str(GeneratedSource.version)
 
 
 def _scalar(value) -> float:
@@ -172,11 +209,17 @@ class TrainingData:
     """Batches of training covers and logos, a pure function of ``(seed, step)``.
 
     ``frames``: clip length T used for training (a random window of the profile's clips);
-    ``None`` keeps the profile's length. Validation items are fixed and never drawn for
-    training.
+    ``None`` keeps the profile's length. ``renders``: each training prompt is drawn from this
+    many fixed renders (seeds ``derive_seed(seed, "render", r)``), each rendered once and kept
+    on disk as uint8 under the cache folder (``training-clips/``), so a step costs no
+    rendering once the bank is warm; ``None`` renders a fresh seed for every item.
+    ``overfit``: every batch repeats one training clip and logo, which are also the
+    validation item (the single-clip check of ``bench train --overfit``). Validation items are
+    otherwise fixed and never drawn for training.
     """
 
-    def __init__(self, profile: Profile, seed: int = 0, frames: Optional[int] = None):
+    def __init__(self, profile: Profile, seed: int = 0, frames: Optional[int] = None,
+                 renders: Optional[int] = RENDERS_PER_PROMPT, overfit: bool = False):
         from bench.sources.generator import GeneratedSource
 
         if frames is not None and not 1 <= frames <= profile.frames:
@@ -192,6 +235,11 @@ class TrainingData:
             raise BenchError(f"validation prompts {missing} are not among the training prompts")
         self.validation_indices = [ids.index(v) for v in VALIDATION_PROMPT_IDS]
         self.train_indices = [i for i in range(len(ids)) if i not in self.validation_indices]
+        if renders is not None and renders < 1:
+            raise BenchError(f"renders per prompt must be >= 1 (or None), got {renders}")
+        self.renders = None if renders is None else int(renders)
+        self.overfit = bool(overfit)
+        self._ids = ids
         self._validation: Optional[list[tuple[Clip, torch.Tensor]]] = None
 
     def _clip(self, index: int, render_seed: int) -> Clip:
@@ -206,29 +254,71 @@ class TrainingData:
 
         return training_logo(index, self.profile.logo_size).image
 
+    def _render_seed(self, gen: torch.Generator) -> int:
+        if self.renders is None:
+            return int(torch.randint(2**62, (1,), generator=gen))
+        r = int(torch.randint(self.renders, (1,), generator=gen))
+        return derive_seed(self.seed, "render", r)
+
+    def _cover(self, index: int, render_seed: int) -> torch.Tensor:
+        """Frames uint8 (T, 3, H, W) of training prompt ``index`` rendered with
+        ``render_seed``: from the on-disk bank when ``renders`` is set, else rendered."""
+        if self.renders is None:
+            return to_uint8(self._clip(index, render_seed).frames)
+        from bench.store import default_cache_dir
+
+        p = self.profile
+        folder = (default_cache_dir() / "training-clips" /
+                  f"{p.name}-{p.frames}x{p.height}x{p.width}-v{_generator_version()}")
+        path = folder / f"{self._ids[index]}-{render_seed}.pt"
+        if path.is_file():
+            try:
+                frames = torch.load(path, map_location="cpu", weights_only=True)
+                if (isinstance(frames, torch.Tensor) and frames.dtype == torch.uint8
+                        and tuple(frames.shape) == (p.frames, 3, p.height, p.width)):
+                    return frames
+            except Exception:  # noqa: BLE001 - a damaged entry is rendered again
+                pass
+        import io
+
+        from bench.results import atomic_write_bytes
+
+        frames = to_uint8(self._clip(index, render_seed).frames)
+        buffer = io.BytesIO()
+        torch.save(frames.clone(), buffer)
+        atomic_write_bytes(path, buffer.getvalue())
+        return frames
+
     def batch(self, step: int, batch_size: int) -> tuple[torch.Tensor, torch.Tensor, list[str]]:
         """``(frames (B, T, 3, H, W), logos (B, 3, h, w), ids)`` of a step, on the CPU."""
+        if self.overfit:
+            clip, logo = self.validation()[0]
+            window = clip.frames[:self.frames]
+            return (window[None].expand(batch_size, *window.shape).clone(),
+                    logo[None].expand(batch_size, *logo.shape).clone(), [clip.id] * batch_size)
         gen = torch.Generator().manual_seed(derive_seed(self.seed, "data", step))
         videos, logos, ids = [], [], []
         for _ in range(batch_size):
             index = self.train_indices[int(torch.randint(len(self.train_indices), (1,),
                                                           generator=gen))]
-            render_seed = int(torch.randint(2**62, (1,), generator=gen))
+            render_seed = self._render_seed(gen)
             logo_index = int(torch.randint(TRAIN_LOGOS, (1,), generator=gen))
             start = int(torch.randint(self.profile.frames - self.frames + 1, (1,),
                                       generator=gen))
-            clip = self._clip(index, render_seed)
-            videos.append(_quantise(clip.frames[start:start + self.frames]))
+            frames = self._cover(index, render_seed)
+            videos.append(frames[start:start + self.frames].float() / 255)
             logos.append(self._logo(logo_index))
-            ids.append(f"{clip.id}@{render_seed}")
+            ids.append(f"{self._ids[index]}@{render_seed}")
         return torch.stack(videos), torch.stack(logos), ids
 
     def validation(self) -> list[tuple[Clip, torch.Tensor]]:
         """The held-aside ``(clip with 8-bit frames, logo (3, h, w))`` pairs, full length."""
         if self._validation is None:
             items = []
-            for index, logo_index in zip(self.validation_indices, VALIDATION_LOGO_INDICES,
-                                         strict=True):
+            pairs = zip(self.validation_indices, VALIDATION_LOGO_INDICES, strict=True)
+            if self.overfit:  # one training clip and logo: trained on and validated on
+                pairs = [(self.train_indices[0], 0)]
+            for index, logo_index in pairs:
                 clip = self._clip(index, self.seed)
                 clip = Clip(id=clip.id, prompt=clip.prompt, frames=_quantise(clip.frames),
                             fps=clip.fps)
@@ -304,6 +394,9 @@ class _Settings:
     betas: tuple
     frames: int
     init_sha256: str = ""
+    precision: str = "fp32"
+    renders: Optional[int] = None
+    overfit: bool = False
 
 
 def _rng_state() -> dict:
@@ -350,6 +443,9 @@ def _load_state(path: Path, settings: _Settings) -> dict:
     wanted = asdict(settings)
     saved["betas"] = tuple(saved.get("betas", ()))
     saved.setdefault("init_sha256", "")  # states written before warm starts existed
+    saved.setdefault("precision", "fp32")  # ... before the bf16 path existed
+    saved.setdefault("renders", None)  # ... before the clip bank existed
+    saved.setdefault("overfit", False)
     wanted["betas"] = tuple(wanted["betas"])
     diff = {k: (saved.get(k), v) for k, v in wanted.items() if saved.get(k) != v}
     if state.get("format") != STATE_FORMAT or diff:
@@ -379,6 +475,12 @@ def _command(settings: _Settings, defaults: dict, profile_arg: str, device: str,
         parts.append(f"--out {out}")
     if init is not None:
         parts.append(f"--init {_display_path(init)}")
+    if settings.precision != defaults.get("precision", "fp32"):
+        parts.append(f"--precision {settings.precision}")
+    if settings.renders != RENDERS_PER_PROMPT:
+        parts.append(f"--renders {settings.renders or 0}")
+    if settings.overfit:
+        parts.append("--overfit")
     return " ".join(parts)
 
 
@@ -424,7 +526,8 @@ def train(method_name, profile: str | Profile = "default", steps: Optional[int] 
           resume: bool = True, batch_size: Optional[int] = None, lr: Optional[float] = None,
           progress: bool = True, frames: Optional[int] = None,
           validate_every: Optional[int] = None, workers: int = 1,
-          init: Optional[Path | str] = None) -> Path:
+          init: Optional[Path | str] = None, precision: Optional[str] = None,
+          renders: Optional[int] = RENDERS_PER_PROMPT, overfit: bool = False) -> Path:
     """Train a method from scratch (or resume) and write its checkpoint; returns its path.
 
     ``method_name``: a registered name, or a ``TrainableMethod`` class (built as
@@ -434,7 +537,13 @@ def train(method_name, profile: str | Profile = "default", steps: Optional[int] 
     ``checkpoint_path(name, profile)``; ``validate_every`` (steps between
     validations and resumable states) defaults to ``validation_interval(steps)``;
     ``workers``: processes rendering the next batches while the network trains (0: none);
-    ``init``: a checkpoint of the same method to start from (warm start).
+    ``init``: a checkpoint of the same method to start from (warm start);
+    ``precision``: ``"bf16"`` runs the forward pass under bf16 autocast with the network in
+    channels_last (weights, optimiser state and loss stay fp32), ``"fp32"`` the reference
+    path; default ``train_defaults["precision"]``. ``renders``: fixed renders per training
+    prompt kept on disk (``TrainingData``; None: a fresh render per item); ``overfit``: train
+    and validate on one clip (``OVERFIT_STEPS`` steps by default; the checkpoint goes under
+    the cache folder unless ``out`` is given).
     """
     from bench.profiles import load_profile
 
@@ -449,24 +558,37 @@ def train(method_name, profile: str | Profile = "default", steps: Optional[int] 
     method = _build_method(factory, prof, device)
     init_entry = _warm_start(method, Path(init)) if init is not None else None
     defaults = {**TrainableMethod.train_defaults, **dict(method.train_defaults)}
-    steps = int(defaults["steps"] if steps is None else steps)
+    if steps is None:
+        steps = OVERFIT_STEPS if overfit else defaults["steps"]
+    steps = int(steps)
+    precision = str(defaults.get("precision", "fp32") if precision is None else precision)
+    if precision not in PRECISIONS:
+        raise BenchError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
     batch_size = int(defaults["batch_size"] if batch_size is None else batch_size)
     lr = float(defaults["lr"] if lr is None else lr)
     if steps <= 0 or batch_size <= 0 or not lr > 0:
         raise BenchError(f"steps, batch size and lr must be positive, got {steps}, "
                          f"{batch_size}, {lr}")
-    data = TrainingData(prof, seed, frames if frames is not None else defaults.get("frames"))
+    data = TrainingData(prof, seed, frames if frames is not None else defaults.get("frames"),
+                        renders=renders, overfit=overfit)
     settings = _Settings(method.name, str(method.version), prof.name, steps, int(seed),
                          batch_size, lr, float(defaults["weight_decay"]),
                          tuple(float(b) for b in defaults["betas"]), data.frames,
-                         init_entry["sha256"] if init_entry else "")
+                         init_entry["sha256"] if init_entry else "", precision,
+                         data.renders, data.overfit)
     default_out = checkpoint_path(method.name, prof.name)
+    if overfit:
+        from bench.store import default_cache_dir
+
+        default_out = default_cache_dir() / "overfit" / default_out.name
     out = Path(out) if out is not None else default_out
     state_file = state_path(out)
     every = int(validate_every) if validate_every else validation_interval(steps)
     attacks = _training_attacks(tuple(method.train_attacks), prof)
 
     network = method.network()
+    if precision == "bf16":
+        to_channels_last(network)
     params = [p for p in network.parameters() if p.requires_grad]
     if not params:
         raise BenchError(f"method {method.name!r} has no trainable parameters")
@@ -489,17 +611,20 @@ def train(method_name, profile: str | Profile = "default", steps: Optional[int] 
         log.write(f"resuming {method.name} from step {start_step} ({state_file})")
     network.train()
     step = start_step
-    batches = _batches(data, start_step, steps, batch_size, workers)
+    batches = _batches(data, start_step, steps, batch_size, 0 if overfit else workers)
     began = time.perf_counter()
+    step_seconds, timed_steps = 0.0, 0
     while step < steps:
         videos, logos = next(batches)
+        step_began = time.perf_counter()
         choice = torch.Generator().manual_seed(derive_seed(seed, "attack-choice", step))
         attack_name, attack = attacks[int(torch.randint(len(attacks), (1,), generator=choice))]
         attack_gen = torch.Generator(device=device).manual_seed(derive_seed(seed, "attack",
                                                                             step))
-        losses = method.training_losses(videos.to(device), logos.to(device), attack,
-                                        attack_gen)
-        loss = losses["loss"]
+        with torch.autocast(device, dtype=torch.bfloat16, enabled=precision == "bf16"):
+            losses = method.training_losses(videos.to(device), logos.to(device), attack,
+                                            attack_gen)
+        loss = losses["loss"].float()
         if not torch.isfinite(loss).all():
             raise BenchError(f"{method.name}: the loss became {float(loss)} at step {step} "
                              f"(attack {attack_name}); try a lower --lr")
@@ -509,6 +634,8 @@ def train(method_name, profile: str | Profile = "default", steps: Optional[int] 
         optimizer.step()
         scheduler.step()
         step += 1
+        step_seconds += time.perf_counter() - step_began
+        timed_steps += 1
         log.step(_scalar(loss), _scalar(losses.get("logo_mse")),
                  _scalar(losses.get("video_mse")))
         if step % every == 0 or step == steps:
@@ -525,6 +652,7 @@ def train(method_name, profile: str | Profile = "default", steps: Optional[int] 
         train_seconds += time.perf_counter() - began
         began = time.perf_counter()
     log.close()
+    _contiguous(network)
 
     n_params = sum(p.numel() for p in network.parameters())
     final = history[-1] if history else {}
@@ -533,6 +661,13 @@ def train(method_name, profile: str | Profile = "default", steps: Optional[int] 
         "steps": steps, "seed": int(seed), "batch_size": batch_size, "lr": lr,
         "weight_decay": settings.weight_decay, "betas": list(settings.betas),
         "frames": data.frames, "train_attacks": [name for name, _ in attacks],
+        "precision": PRECISION_TEXT[precision],
+        "samples_per_second": (round(timed_steps * batch_size / step_seconds, 3)
+                               if step_seconds > 0 else None),
+        "data": (f"{data.renders} fixed renders per training prompt, kept as uint8"
+                 if data.renders else "a fresh render per item"),
+        "overfit": ({"clip": data.validation()[0][0].id, "target_db": OVERFIT_TARGET_DB}
+                    if overfit else None),
         "schedule": (f"AdamW; linear warm-up over {max(1, round(WARMUP_FRACTION * steps))} "
                      f"steps, cosine to lr*{FINAL_LR_FACTOR:g}; grad clip {GRAD_CLIP_NORM}"),
         "training_seconds": round(train_seconds, 3), "device": _device_text(device),
@@ -609,13 +744,31 @@ def _cmd_train(args) -> int:
         path = train(args.method, profile=args.profile, steps=args.steps, seed=args.seed,
                      device=args.device, out=args.out, resume=not args.no_resume,
                      batch_size=args.batch_size, lr=args.lr, progress=not args.quiet,
-                     frames=args.frames, workers=args.workers, init=args.init)
+                     frames=args.frames, workers=args.workers, init=args.init,
+                     precision=args.precision, renders=args.renders or None,
+                     overfit=args.overfit)
     except KeyboardInterrupt:
         print("interrupted: rerun the same command to resume from the last validation",
               file=sys.stderr)
         return 130
     print(f"checkpoint: {path}")
+    if args.overfit:
+        return _overfit_verdict(path)
     return 0
+
+
+def _overfit_verdict(path: Path) -> int:
+    """Print whether the single-clip run reached ``OVERFIT_TARGET_DB``; 0 if it did, else 1."""
+    from bench.checkpoints import load_checkpoint
+
+    _, card = load_checkpoint(path)
+    w, v = card["validation"]["w_psnr"], card["validation"]["v_psnr"]
+    passed = w >= OVERFIT_TARGET_DB and v >= OVERFIT_TARGET_DB
+    print(f"overfit check {'passed' if passed else 'FAILED'}: W-PSNR {w:.2f} dB, V-PSNR "
+          f"{v:.2f} dB on one clip after {card['steps']} steps (target {OVERFIT_TARGET_DB:g} "
+          "dB each)" + ("" if passed else "; a method that cannot fit one clip is broken, "
+                        "not undertrained"))
+    return 0 if passed else 1
 
 
 def _cmd_fit_proxy(args) -> int:
@@ -646,6 +799,16 @@ def add_train_parser(subparsers) -> None:
     q.add_argument("--init", default=None, metavar="CKPT",
                    help="start from the weights of this checkpoint of the same method "
                         "(warm start; new optimiser and schedule; the card records the chain)")
+    q.add_argument("--precision", default=None, choices=PRECISIONS,
+                   help="bf16: autocast forward in channels_last, fp32 weights and loss; "
+                        "fp32: the reference path (default: the method's)")
+    q.add_argument("--renders", type=int, default=RENDERS_PER_PROMPT,
+                   help="fixed renders per training prompt, rendered once and kept on disk "
+                        f"as uint8 (default {RENDERS_PER_PROMPT}; 0: a fresh render per item)")
+    q.add_argument("--overfit", action="store_true",
+                   help=f"train and validate on one clip; exit 1 unless W-PSNR and V-PSNR "
+                        f"reach {OVERFIT_TARGET_DB:g} dB (default {OVERFIT_STEPS} steps; "
+                        "checkpoint under the cache folder unless --out)")
     q.add_argument("--no-resume", action="store_true",
                    help="ignore a resumable state left by an interrupted run")
     q.add_argument("--quiet", action="store_true", help="no progress bar")

@@ -270,10 +270,44 @@ def test_batches_vary_by_step_and_never_use_validation_prompts(fast_data, monkey
         return Clip(id=f"t{index:03d}", prompt="blank", frames=blank)
 
     monkeypatch.setattr(TrainingData, "_clip", record)
+    fresh = TrainingData(PROFILE, seed=3, frames=4, renders=None)  # renders every item
     for step in range(300):
-        data.batch(step, 2)
+        fresh.batch(step, 2)
     assert not held & set(drawn)
     assert len(set(drawn)) > 150
+
+
+def test_clip_bank_renders_each_clip_once_with_the_same_bytes(fast_data, monkeypatch):
+    """Banked covers equal fresh renders of the same seeds; a second run renders nothing,
+    and every prompt is drawn from at most ``renders`` seeds."""
+    data = TrainingData(PROFILE, seed=5, frames=16, renders=2)
+    frames, _, ids = data.batch(0, 3)
+    for item, name in zip(frames, ids, strict=True):
+        prompt_id, render_seed = name.split("@")
+        index = data._ids.index(prompt_id)
+        expected = data._clip(index, int(render_seed)).frames
+        assert torch.equal(item, (expected.clamp(0, 1) * 255).round() / 255)
+    rendered = len(fast_data)
+    again, _, _ = TrainingData(PROFILE, seed=5, frames=16, renders=2).batch(0, 3)
+    assert torch.equal(again, frames) and len(fast_data) == rendered
+    seeds: dict[str, set] = {}
+    for step in range(200):
+        for name in data.batch(step, 2)[2]:
+            prompt_id, render_seed = name.split("@")
+            seeds.setdefault(prompt_id, set()).add(render_seed)
+    assert max(len(v) for v in seeds.values()) == 2
+    with pytest.raises(BenchError, match="renders"):
+        TrainingData(PROFILE, renders=0)
+
+
+def test_overfit_data_repeat_one_training_clip(fast_data):
+    data = TrainingData(PROFILE, seed=0, frames=4, overfit=True)
+    (clip, logo), = data.validation()
+    assert clip.id not in VALIDATION_PROMPT_IDS
+    a, la, _ = data.batch(0, 2)
+    b, lb, _ = data.batch(7, 2)
+    assert torch.equal(a, b) and torch.equal(la, lb)
+    assert torch.equal(a[0], clip.frames[:4]) and torch.equal(la[1], logo)
 
 
 def test_frame_windows_are_contiguous_and_move(monkeypatch):
@@ -410,3 +444,61 @@ def test_warm_start_from_a_relative_loads_the_shared_tensors_and_lists_the_rest(
     with pytest.raises(BenchError, match="no-dec-bias"):
         train(TinyMethod, profile="tiny", steps=1, out=tmp_path / "x.pt", progress=False,
               workers=0, init=variant)
+
+
+def test_channels_last_keeps_values_and_conv_outputs():
+    gen = torch.Generator().manual_seed(0)
+    net = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.BatchNorm2d(8), nn.Conv3d(8, 4, 1))
+    x = torch.rand(2, 3, 9, 9, generator=gen)
+    ref = net[1](net[0](x)).detach()
+    before = {k: v.clone() for k, v in net.state_dict().items()}
+    from bench.train import _contiguous, to_channels_last
+
+    to_channels_last(net)
+    assert net[0].weight.is_contiguous(memory_format=torch.channels_last)
+    assert net[2].weight.is_contiguous(memory_format=torch.channels_last_3d)
+    assert all(torch.equal(before[k], v) for k, v in net.state_dict().items())
+    torch.testing.assert_close(net[1](net[0](x)).detach(), ref, rtol=1e-5, atol=1e-6)
+    _contiguous(net)
+    assert all(v.is_contiguous() for v in net.state_dict().values())
+
+
+def test_bf16_path_trains_records_precision_and_speed(tmp_path, fast_data):
+    out = train(TinyMethod, profile="tiny", steps=30, out=tmp_path / "m.pt", progress=False,
+                workers=0, frames=4, precision="bf16")
+    losses = TinyMethod.losses
+    assert np.mean(losses[-5:]) < 0.6 * np.mean(losses[:5])
+    weights, card = load_checkpoint(out)
+    assert all(v.dtype == torch.float32 and v.is_contiguous() for v in weights.values())
+    assert card["precision"].startswith("bf16 autocast")
+    assert card["samples_per_second"] > 0
+    assert "--precision bf16" in card["command"]
+    again = train(TinyMethod, profile="tiny", steps=30, out=tmp_path / "n.pt",
+                  progress=False, workers=0, frames=4, precision="bf16")
+    wa, wb = _weights(out), _weights(again)
+    assert all(torch.equal(wa[k], wb[k]) for k in wa)  # bf16 on the CPU is deterministic
+    with pytest.raises(BenchError, match="precision"):
+        train(TinyMethod, profile="tiny", steps=1, out=tmp_path / "x.pt", progress=False,
+              workers=0, precision="fp16")
+
+
+def test_overfit_mode_writes_under_the_cache_and_gives_a_verdict(tmp_path, fast_data,
+                                                                   monkeypatch, capsys):
+    from bench.__main__ import main
+    from bench.train import _overfit_verdict
+
+    out = train(TinyMethod, profile="tiny", steps=4, progress=False, overfit=True, frames=4)
+    assert str(out).startswith(str(tmp_path / "cache"))
+    _, card = load_checkpoint(out)
+    assert card["overfit"]["clip"] not in VALIDATION_PROMPT_IDS
+    assert "--overfit" in card["command"]
+    # the verdict compares the card's validation with the 35 dB targets
+    assert _overfit_verdict(out) == (0 if min(card["validation"]["w_psnr"],
+                                              card["validation"]["v_psnr"]) >= 35 else 1)
+    assert "overfit check" in capsys.readouterr().out
+    monkeypatch.setattr("bench.train._overfit_verdict", lambda path: 1)
+    real_get = __import__("bench.registry", fromlist=["get"]).get
+    monkeypatch.setattr("bench.registry.get", lambda kind, name: TinyMethod
+                        if name == "tiny-trainable" else real_get(kind, name))
+    assert main(["train", "--method", "tiny-trainable", "--profile", "tiny", "--steps", "2",
+                 "--overfit", "--quiet", "--frames", "4"]) == 1
