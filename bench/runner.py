@@ -48,7 +48,7 @@ from bench.results import (
     write_sample,
     write_table,
 )
-from bench.sources.logos import evaluation_logos
+from bench.sources.logos import evaluation_logo
 from bench.store import Cache, default_cache_dir, make_key, tensor_digest
 
 #: bump when the way rows are computed changes (invalidates cached rows)
@@ -258,7 +258,6 @@ class Runner:
         self.cache = Cache(config.cache_dir)
         self.cache.check_usable()
         usable_folder(config.out, "results folder")
-        self.logos = evaluation_logos(self.profile.logo_size)
         self.scorer = metrics.VideoScorer(device=self.device)
         self.fingerprints = {m.name: _method_fingerprint(m) for m in self.methods
                              if not isinstance(m, MissingMethod)}
@@ -270,7 +269,9 @@ class Runner:
 
     # -- per clip -----------------------------------------------------------------------------
     def _logo_for(self, index: int) -> Logo:
-        return self.logos[index % len(self.logos)]
+        """The ``index``-th video's logo (rendered when first needed: a short run renders
+        only the logos it uses)."""
+        return evaluation_logo(index, self.profile.logo_size)
 
     def _base_row(self, clip_id: str, logo: Logo, method: Method, attack: Attack) -> dict:
         return {"video_id": clip_id, "logo_id": logo.id, "method": method.name,
