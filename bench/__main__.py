@@ -56,16 +56,21 @@ def _cmd_run(args) -> int:
                        (Path(args.cache) if args.cache else RunConfig().cache_dir),
                        progress=not args.quiet, fvd=not args.no_fvd)
     summary = run(config)
+    cache = f"{summary.computed_rows} computed, the rest from the cache"
+    if summary.rejected_cache_entries:
+        cache += (f"; {summary.rejected_cache_entries} unusable cache entr"
+                  f"{'y' if summary.rejected_cache_entries == 1 else 'ies'} recomputed")
+    if summary.cache_write_errors:
+        cache += f"; {summary.cache_write_errors} cache write(s) failed"
     print(f"{summary.rows} rows over {summary.clips} clips in {summary.wall_s:.1f} s "
-          f"({summary.computed_rows} computed, the rest from the cache); "
-          f"status: {summary.statuses}; results in {summary.out}")
+          f"({cache}); status: {summary.statuses}; results in {summary.out}")
     return 0
 
 
 def _cmd_report(args) -> int:
     from bench.report import build_report
 
-    paths = build_report(Path(args.results), Path(args.out))
+    paths = build_report(Path(args.results), Path(args.out), allow_partial=args.allow_partial)
     print(f"report written to {args.out} ({len(paths)} files)")
     return 0
 
@@ -73,18 +78,24 @@ def _cmd_report(args) -> int:
 def _cmd_gate(args) -> int:
     from bench.gate import run_gate
 
-    return run_gate(Path(args.results), Path(args.thresholds))
+    return run_gate(Path(args.results), Path(args.thresholds), allow_partial=args.allow_partial)
 
 
 def _cmd_compare(args) -> int:
     from bench.compare import compare_folders, format_compare
+    from bench.results import atomic_write_bytes, usable_file
 
+    if args.json:
+        usable_file(args.json, "--json file")
     result = compare_folders(Path(args.reference), Path(args.candidate), device=args.device)
     print(format_compare(result))
     if args.json:
-        from bench.results import atomic_write_bytes
-
-        atomic_write_bytes(Path(args.json), json.dumps(result, indent=2).encode())
+        try:
+            atomic_write_bytes(Path(args.json), json.dumps(result, indent=2).encode())
+        except OSError as exc:
+            raise BenchError(f"cannot write {args.json}: {exc.strerror or exc}") from exc
+    if not result["n"]:
+        raise BenchError("no video was compared (see the skipped files above)")
     return 0
 
 
@@ -126,11 +137,15 @@ def build_parser() -> argparse.ArgumentParser:
     q = sub.add_parser("report", help="tables and figures from a results folder")
     q.add_argument("--results", default="results/latest")
     q.add_argument("--out", default="reports/latest")
+    q.add_argument("--allow-partial", action="store_true",
+                   help="report an unfinished or inconsistent results folder (marked partial)")
     q.set_defaults(func=_cmd_report)
 
     q = sub.add_parser("gate", help="fail on a regression against a reference run")
     q.add_argument("--results", required=True)
     q.add_argument("--thresholds", required=True, help="TOML file of floors and tolerances")
+    q.add_argument("--allow-partial", action="store_true",
+                   help="gate an unfinished or inconsistent run, over the videos both hold")
     q.set_defaults(func=_cmd_gate)
 
     q = sub.add_parser("compare", help="video metrics between two folders of mp4 files")
@@ -155,6 +170,10 @@ def main(argv: list[str] | None = None) -> int:
         return int(args.func(args) or 0)
     except BenchError as exc:
         print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:  # a file or folder the command was given cannot be used
+        where = f" ({exc.filename})" if exc.filename else ""
+        print(f"error: {exc.strerror or exc}{where}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("interrupted: finished rows are in the cache; rerun the same command to resume",

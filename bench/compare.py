@@ -36,8 +36,9 @@ def compare_folders(reference_dir: str | Path, candidate_dir: str | Path,
 
     Returns ``{"v_psnr", "v_ssim", "v_lpips", "tlp": mean over compared videos (float) or
     None, "fvd": float or None, "n": videos compared, "videos": their names,
-    "unavailable": {metric: reason}, "skipped": [(file name, reason)]}``. Frame counts that
-    differ are cut to the shorter video; frame sizes must match or the pair is skipped.
+    "unavailable": {metric: reason}, "skipped": [(file name, reason)]}``. A pair whose frame
+    count or frame size differs is skipped (never cut: a cut candidate would be scored on
+    frames it does not have).
     """
     from bench import metrics
     from bench.video_io import read_video
@@ -67,8 +68,10 @@ def compare_folders(reference_dir: str | Path, candidate_dir: str | Path,
             skipped.append((name, f"shape mismatch: frame size {tuple(ref.shape[2:])} in the "
                                   f"reference vs {tuple(cand.shape[2:])} in the candidate"))
             continue
-        frames = min(ref.shape[0], cand.shape[0])
-        ref, cand = ref[:frames], cand[:frames]
+        if ref.shape[0] != cand.shape[0]:
+            skipped.append((name, f"shape mismatch: {ref.shape[0]} frames in the reference vs "
+                                  f"{cand.shape[0]} in the candidate"))
+            continue
         try:
             scores = scorer(cand, ref)
         except BenchError as exc:

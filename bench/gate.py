@@ -17,7 +17,13 @@ such as FVD: the mean of the matching ``sets.csv`` values). Direction comes from
 ``higher_is_better``. A changed method, attack or metric version makes the comparison with
 the reference "not comparable" (reported, not a failure); the floor still applies. Any error
 row whose (video_id, method, attack_params) was not an error in the reference fails the gate.
-Exit status: 0 pass, 1 regression or new error, 2 malformed thresholds or missing files.
+
+Only whole runs over the same videos are compared: an unfinished or inconsistent results folder
+(bench.results.incomplete), or a candidate and reference over different video sets, is refused
+(exit 2) unless ``allow_partial``; then the means are taken over the videos both runs hold, and
+set-level checks (computed over each run's whole set) are not comparable.
+Exit status: 0 pass, 1 regression or new error, 2 malformed thresholds, missing files, or
+results that are not comparable as a whole.
 """
 
 from __future__ import annotations
@@ -33,7 +39,7 @@ from tabulate import tabulate
 
 from bench import metrics
 from bench.api import BenchError
-from bench.results import Results, load_results
+from bench.results import Results, load_results, require_complete, usable_rows
 
 try:  # Python >= 3.11
     import tomllib
@@ -239,8 +245,12 @@ def _version_changes(check: Check, candidate: Results, cand: Selection,
     return changes
 
 
-def evaluate(check: Check, candidate: Results, reference: Optional[Results]) -> Outcome:
-    """Apply one check: presence, floor, then the tolerance against the reference."""
+def evaluate(check: Check, candidate: Results, reference: Optional[Results],
+             same_videos: bool = True) -> Outcome:
+    """Apply one check: presence, floor, then the tolerance against the reference.
+
+    ``same_videos`` False (the runs cover different videos, rows cut to the common ones) makes
+    a set-level check not comparable."""
     higher = check.metric.higher_is_better
     cand = select(candidate, check)
     ref = select(reference, check) if reference is not None else None
@@ -250,6 +260,8 @@ def evaluate(check: Check, candidate: Results, reference: Optional[Results]) -> 
         bounds.append(check.floor)
     comparable = ref is not None and ref.present and not math.isnan(ref_value)
     changes = _version_changes(check, candidate, cand, reference, ref) if comparable else []
+    if comparable and not same_videos and check.metric.level == "set":
+        changes.append("the runs cover different videos")
     if comparable and not changes:
         bounds.append(ref_value - check.tolerance if higher else ref_value + check.tolerance)
     bound = (max(bounds) if higher else min(bounds)) if bounds else math.nan
@@ -305,22 +317,71 @@ def format_outcomes(outcomes: list[Outcome]) -> str:
                                    "verdict"], tablefmt="simple", disable_numparse=True)
 
 
+def _videos(results: Results) -> set[str]:
+    return set(results.rows["video_id"].astype(str))
+
+
+def _only(results: Results, videos: set[str]) -> Results:
+    """``results`` with the rows of ``videos`` (and of a known status) only."""
+    rows = usable_rows(results.rows)
+    return Results(results.path, rows[rows["video_id"].astype(str).isin(videos)],
+                   results.sets, results.manifest, results.truncated)
+
+
+def _listed(names: set[str], limit: int = 5) -> str:
+    shown = sorted(names)[:limit]
+    return ", ".join(shown) + (f" and {len(names) - limit} more" if len(names) > limit else "")
+
+
+def same_video_set(candidate: Results, reference: Results, allow_partial: bool
+                   ) -> tuple[Results, Results, bool]:
+    """Both runs over the videos they share; BenchError when they differ (unless
+    ``allow_partial``) or share none. Returns (candidate, reference, same videos?)."""
+    cand, ref = _videos(candidate), _videos(reference)
+    if cand == ref:
+        return candidate, reference, True
+    text = (f"the candidate covers {len(cand)} video(s), the reference {len(ref)}"
+            + (f"; missing from the candidate: {_listed(ref - cand)}" if ref - cand else "")
+            + (f"; not in the reference: {_listed(cand - ref)}" if cand - ref else ""))
+    common = cand & ref
+    if not common:
+        raise BenchError(f"{text}: no video in common, nothing to compare")
+    if not allow_partial:
+        raise BenchError(f"{text}: means over different videos are not comparable; run the "
+                         "reference's videos (same source and --limit), or pass "
+                         f"--allow-partial to compare over the {len(common)} common one(s)")
+    return _only(candidate, common), _only(reference, common), False
+
+
 def run_gate(results_dir: str | Path, thresholds_path: str | Path,
-             out: Callable[[str], None] = print) -> int:
-    """Check a results folder against a thresholds file; return the exit status (0/1/2)."""
+             out: Callable[[str], None] = print, allow_partial: bool = False) -> int:
+    """Check a results folder against a thresholds file; return the exit status (0/1/2).
+
+    See the module docstring for ``allow_partial``."""
+    same_videos = True
     try:
         thresholds = load_thresholds(thresholds_path)
         candidate = load_results(results_dir)
+        problems = require_complete(candidate, allow_partial)
         reference = None
         if thresholds.reference is not None:
             if not thresholds.reference.is_dir():
                 raise ThresholdsError(f"{thresholds.path}: reference folder "
                                       f"{thresholds.reference} not found")
             reference = load_results(thresholds.reference)
+            problems += [f"reference: {p}" for p in require_complete(reference, allow_partial)]
+            candidate, reference, same_videos = same_video_set(candidate, reference,
+                                                               allow_partial)
+        if problems:
+            candidate = _only(candidate, _videos(candidate))
     except BenchError as exc:
         out(f"gate: error: {exc}")
         return 2
-    outcomes = [evaluate(check, candidate, reference) for check in thresholds.checks]
+    if problems or not same_videos:
+        out("gate: partial (--allow-partial): " + "; ".join(
+            problems + ([] if same_videos else ["compared over the videos both runs hold"])))
+    outcomes = [evaluate(check, candidate, reference, same_videos)
+                for check in thresholds.checks]
     if outcomes:
         out(format_outcomes(outcomes))
     else:

@@ -242,7 +242,10 @@ def _load_linear_layers(model: torch.nn.Module) -> None:
     path = lpips_linear_path()
     if not path.is_file():
         raise LpipsUnavailable(f"LPIPS linear-layer weights missing at {path} (reinstall lpips)")
-    state = torch.load(path, map_location="cpu", weights_only=True)
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:
+        raise LpipsUnavailable(f"cannot read {path}: {exc}") from exc
     result = model.load_state_dict(state, strict=False)
     # ``lins.N`` aliases ``linN`` (same modules), so checking ``linN.*`` covers both
     lin_keys = {k for k in model.state_dict() if re.match(r"lin\d+\.", k)}

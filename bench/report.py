@@ -24,9 +24,10 @@ from tabulate import tabulate
 
 from bench import metrics, plots
 from bench.ablation import ABLATION_LEGEND, ablation_markdown, ablation_table
+from bench.api import BenchError
 from bench.gate import version_text
 from bench.reference import load_paper_table1
-from bench.results import Results, load_results
+from bench.results import Results, load_results, require_complete, usable_folder, usable_rows
 from bench.stats import bootstrap_ci, paired_test
 from bench.training_summary import TRAINING_LEGEND, training_markdown, training_table
 
@@ -508,11 +509,28 @@ def _errors_markdown(rows: pd.DataFrame) -> str:
     return "\n".join(lines)
 
 
-def build_report(results_dir: str | Path, out_dir: str | Path) -> list[Path]:
-    """Write the report of ``results_dir`` into ``out_dir``; return the paths written."""
+def _partial_markdown(problems: list[str]) -> list[str]:
+    """The banner of a report built from an unfinished or inconsistent results folder."""
+    if not problems:
+        return []
+    return ["> **Partial results**: this report was built with --allow-partial from a results "
+            "folder that is not one finished run; its means are over the rows present only.",
+            ">", *[f"> - {p}" for p in problems], ""]
+
+
+def build_report(results_dir: str | Path, out_dir: str | Path,
+                 allow_partial: bool = False) -> list[Path]:
+    """Write the report of ``results_dir`` into ``out_dir``; return the paths written.
+
+    An unfinished or inconsistent results folder (``bench.results.incomplete``) raises
+    BenchError unless ``allow_partial``; then rows of unknown status (a cut last line) are
+    left out and the report says it is partial, and why."""
     results = load_results(results_dir)
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    incomplete = require_complete(results, allow_partial)
+    if incomplete:
+        results = Results(results.path, usable_rows(results.rows), results.sets,
+                          results.manifest, results.truncated)
+    out = usable_folder(out_dir, "report folder")
     notes = Notes()
     table1 = quality_table(results, notes)
     robustness = robustness_table(results)
@@ -520,13 +538,17 @@ def build_report(results_dir: str | Path, out_dir: str | Path) -> list[Path]:
 
     def write(name: str, text: str) -> None:
         path = out / name
-        path.write_text(text)
+        try:
+            path.write_text(text)
+        except OSError as exc:
+            raise BenchError(f"cannot write {path}: {exc.strerror or exc}") from exc
         written.append(path)
 
     write("table1.csv", table1.to_csv(index=False))
     table1_md = table1_markdown(table1)
-    write("table1.md", f"# Table 1: watermark fidelity and video quality\n\n{TABLE1_LEGEND}\n\n"
-                       f"{table1_md}\n")
+    partial = "".join(f"{line}\n" for line in _partial_markdown(incomplete))
+    write("table1.md", f"# Table 1: watermark fidelity and video quality\n\n{partial}"
+                       f"{TABLE1_LEGEND}\n\n{table1_md}\n")
     write("robustness.csv", robustness.to_csv(index=False))
     robustness_md = robustness_markdown(robustness)
     robustness_legend = ROBUSTNESS_LEGEND
@@ -548,7 +570,7 @@ def build_report(results_dir: str | Path, out_dir: str | Path) -> list[Path]:
     written.extend(robustness_pngs + strips)
 
     parts = [
-        "# safesora-bench report", "",
+        "# safesora-bench report", "", *_partial_markdown(incomplete),
         _manifest_summary(results, rows), "",
         "## Table 1: watermark fidelity and video quality", "", TABLE1_LEGEND, "", table1_md, "",
         "### Notes", "", _notes_markdown(notes, table1), "",

@@ -12,6 +12,7 @@ bootstrap interval over videos (``ci_lo``, ``ci_hi``).
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import re
@@ -46,16 +47,29 @@ class Results:
     rows: pd.DataFrame
     sets: pd.DataFrame
     manifest: dict
+    #: rows.csv ended in a cut line, which was left out
+    truncated: bool = False
 
     def samples(self) -> list[Path]:
         return sorted((self.path / "samples").glob("*.npz"))
 
 
+def _umask() -> int:
+    """The process umask (read by setting it and putting it back)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` so that a reader never sees a partial file."""
+    """Write ``data`` to ``path`` so that a reader never sees a partial file.
+
+    The file gets the mode a plain ``open()`` would give it (0666 less the umask), not the
+    0600 of the temporary file."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        os.fchmod(fd, 0o666 & ~_umask())
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
         os.replace(tmp, path)
@@ -95,7 +109,14 @@ def load_results(folder: str | Path) -> Results:
     if not rows_path.exists():
         raise BenchError(f"{rows_path} not found: is {folder} a results folder of `bench run`?")
     try:
-        rows = pd.read_csv(rows_path, dtype={c: str for c in TEXT_COLUMNS})
+        data = rows_path.read_bytes()
+    except OSError as exc:
+        raise BenchError(f"cannot read {rows_path}: {exc.strerror or exc}") from exc
+    truncated = bool(data) and not data.endswith(b"\n")
+    if truncated:  # a killed writer or a cut copy: keep the whole lines only
+        data = data[: data.rfind(b"\n") + 1]
+    try:
+        rows = pd.read_csv(io.BytesIO(data), dtype={c: str for c in TEXT_COLUMNS})
     except Exception as exc:
         raise BenchError(f"cannot read {rows_path}: {exc}") from exc
     if "patch_acc" not in rows.columns:  # results written before the metric existed
@@ -109,4 +130,85 @@ def load_results(folder: str | Path) -> Results:
     manifest_path = folder / "manifest.json"
     manifest = json.loads(manifest_path.read_text()) if manifest_path.exists() else {}
     rows["error"] = rows["error"].fillna("")
-    return Results(folder, rows, sets, manifest)
+    return Results(folder, rows, sets, manifest, truncated)
+
+
+def usable_folder(path: str | Path, what: str) -> Path:
+    """Create the folder ``path`` if needed and prove that a file can be written in it.
+
+    ``what`` names it in the message (``results folder``); any failure raises BenchError."""
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise BenchError(f"{what} {path} exists and is not a folder")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(dir=path, prefix=".probe.", suffix=".tmp")
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        raise BenchError(f"{what} {path} cannot be written: {exc.strerror or exc}") from exc
+    return path
+
+
+def usable_file(path: str | Path, what: str) -> Path:
+    """Check that the file ``path`` can be written (its folder is made if needed)."""
+    path = Path(path)
+    if path.is_dir():
+        raise BenchError(f"{what} {path} is a folder, not a file")
+    usable_folder(path.parent, f"the folder of {what}")
+    return path
+
+
+def _ends_with_newline(path: Path) -> bool:
+    with path.open("rb") as fh:
+        fh.seek(0, os.SEEK_END)
+        if fh.tell() == 0:
+            return False
+        fh.seek(-1, os.SEEK_END)
+        return fh.read(1) == b"\n"
+
+
+def incomplete(results: Results) -> list[str]:
+    """What keeps ``results`` from being one finished run, in words (``[]``: complete).
+
+    Checked: the manifest exists and has ``finished``; ``sets.csv`` exists; ``rows.csv`` ends
+    with a whole line, every row has a known status, and the row and video counts are the
+    manifest's."""
+    problems = []
+    manifest = results.manifest or {}
+    rows_path = results.path / "rows.csv"
+    if not (results.path / "manifest.json").exists():
+        problems.append("manifest.json is missing")
+    elif not manifest.get("finished"):
+        problems.append("the run did not finish (manifest.json has no 'finished': killed, or "
+                        "still running)")
+    if not (results.path / "sets.csv").exists():
+        problems.append("sets.csv is missing")
+    if results.truncated or (rows_path.exists() and not _ends_with_newline(rows_path)):
+        problems.append("rows.csv ends in a cut line (truncated)")
+    bad = int((~results.rows["status"].isin(STATUSES)).sum())
+    if bad:
+        problems.append(f"{bad} row(s) of rows.csv are malformed (status not one of "
+                        f"{', '.join(STATUSES)})")
+    if "rows" in manifest and int(manifest["rows"]) != len(results.rows):
+        problems.append(f"rows.csv holds {len(results.rows)} rows, the manifest says "
+                        f"{manifest['rows']}")
+    videos = results.rows["video_id"].nunique()
+    if "clips" in manifest and int(manifest["clips"]) != videos:
+        problems.append(f"rows.csv covers {videos} videos, the manifest says {manifest['clips']}")
+    return problems
+
+
+def require_complete(results: Results, allow_partial: bool = False) -> list[str]:
+    """``incomplete(results)``; raises BenchError listing it unless ``allow_partial``."""
+    problems = incomplete(results)
+    if problems and not allow_partial:
+        raise BenchError(f"{results.path} is not a complete results folder: "
+                         f"{'; '.join(problems)}. Rerun the same `bench run` command to finish "
+                         "it (finished rows come from the cache), or pass --allow-partial")
+    return problems
+
+
+def usable_rows(rows: pd.DataFrame) -> pd.DataFrame:
+    """The rows with a known status (a cut last line of a truncated file is left out)."""
+    return rows[rows["status"].isin(STATUSES)]

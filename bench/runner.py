@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import math
+import os
 import platform
 import subprocess
 import sys
@@ -38,8 +39,16 @@ from bench.api import (
     check_device,
 )
 from bench.profiles import load_profile
-from bench.results import ROW_COLUMNS, SET_COLUMNS, write_manifest, write_sample, write_table
-from bench.sources.logos import evaluation_logos
+from bench.results import (
+    ROW_COLUMNS,
+    SET_COLUMNS,
+    STATUSES,
+    usable_folder,
+    write_manifest,
+    write_sample,
+    write_table,
+)
+from bench.sources.logos import evaluation_logo
 from bench.store import Cache, default_cache_dir, make_key, tensor_digest
 
 #: bump when the way rows are computed changes (invalidates cached rows)
@@ -71,6 +80,10 @@ class RunSummary:
     clips: int
     computed_rows: int
     wall_s: float
+    #: cache entries found unusable (wrong schema, missing keys, damaged) and recomputed
+    rejected_cache_entries: int = 0
+    #: cache writes that failed (the rows are still in rows.csv; a rerun recomputes them)
+    cache_write_errors: int = 0
 
 
 def row_seed(seed: int, video_id: str, attack_canonical: str) -> int:
@@ -112,23 +125,40 @@ class MissingMethod:
     name: str
     version: str
     reason: str
+    #: ``unavailable`` (weights absent) or ``error`` (the method could not be built)
+    status: str = "unavailable"
+
+
+def _build_error(name: str, profile: Profile, exc: Exception) -> str:
+    """Why ``name`` could not be built, naming its checkpoint file when it has one."""
+    from bench.weights import method_checkpoint
+
+    text = f"method {name!r} could not be built: {_describe(exc)}"
+    try:
+        path = method_checkpoint(name, profile.name)
+    except Exception:
+        path = None
+    if path is not None and str(path) not in text:
+        text += f" (checkpoint {path})"
+    return text
 
 
 def build_methods(spec: str, profile: Profile, device: str) -> list[Method | MissingMethod]:
-    """Instances of the chosen methods; one whose checkpoint is absent becomes a MissingMethod."""
+    """Instances of the chosen methods. One whose checkpoint is absent becomes a MissingMethod
+    (``unavailable``); one that cannot be built (a damaged or mismatched checkpoint, ...) a
+    MissingMethod with status ``error`` whose message names the file: the others still run."""
     from bench.checkpoints import CheckpointMissing
 
     out: list[Method | MissingMethod] = []
     for name in registry.resolve("methods", spec):
         factory = registry.get("methods", name)
+        version = str(getattr(factory, "version", "?"))
         try:
             out.append(factory(profile, device))
         except CheckpointMissing as exc:
-            out.append(MissingMethod(name, str(getattr(factory, "version", "?")), str(exc)))
-        except BenchError:
-            raise
+            out.append(MissingMethod(name, version, str(exc)))
         except Exception as exc:
-            raise BenchError(f"method {name!r} could not be built: {exc}") from exc
+            out.append(MissingMethod(name, version, _build_error(name, profile, exc), "error"))
     return out
 
 
@@ -181,6 +211,24 @@ def _validate(out: torch.Tensor, shape: tuple, what: str) -> None:
         raise BenchError(f"{what} returned non-finite values (NaN or inf)")
 
 
+#: row fields that identify a row: a cached row must carry exactly the expected ones
+ROW_ID_KEYS = ("video_id", "logo_id", "method", "method_version", "attack", "attack_version",
+               "attack_params", "seed")
+EMBED_KEYS = ("embed_s", "positions", "metrics", "reasons")
+
+
+def _row_valid(row: dict, base: dict) -> bool:
+    """A cached row is usable: a known status, its identity that of ``base``, an int seed."""
+    return (row["status"] in STATUSES and all(row[k] == base[k] for k in ROW_ID_KEYS)
+            and type(row["seed"]) is int)
+
+
+def _embed_info_valid(info: dict) -> bool:
+    return (isinstance(info["metrics"], dict) and isinstance(info["reasons"], dict)
+            and isinstance(info["embed_s"], (int, float))
+            and (info["positions"] is None or isinstance(info["positions"], list)))
+
+
 def _to_8bit(x: torch.Tensor) -> torch.Tensor:
     return (x.clamp(0, 1) * 255).round().to(torch.uint8)
 
@@ -208,7 +256,8 @@ class Runner:
         self.paper_attacks = [a for a in self.attacks if is_paper_setting(a)]
         self.source = build_source(config.source, self.profile, config.seed, config.limit)
         self.cache = Cache(config.cache_dir)
-        self.logos = evaluation_logos(self.profile.logo_size)
+        self.cache.check_usable()
+        usable_folder(config.out, "results folder")
         self.scorer = metrics.VideoScorer(device=self.device)
         self.fingerprints = {m.name: _method_fingerprint(m) for m in self.methods
                              if not isinstance(m, MissingMethod)}
@@ -220,7 +269,9 @@ class Runner:
 
     # -- per clip -----------------------------------------------------------------------------
     def _logo_for(self, index: int) -> Logo:
-        return self.logos[index % len(self.logos)]
+        """The ``index``-th video's logo (rendered when first needed: a short run renders
+        only the logos it uses)."""
+        return evaluation_logo(index, self.profile.logo_size)
 
     def _base_row(self, clip_id: str, logo: Logo, method: Method, attack: Attack) -> dict:
         return {"video_id": clip_id, "logo_id": logo.id, "method": method.name,
@@ -244,8 +295,8 @@ class Runner:
 
     def _embed(self, clip: Clip, logo: Logo, method: Method, key: str) -> dict:
         """The 8-bit watermarked video and its video-level metrics (cached)."""
-        stored = self.cache.get_tensors("watermarked", key)
-        info = self.cache.get_json("watermarked", key)
+        stored = self._cached_video(key, tuple(clip.frames.shape))
+        info = self.cache.get_json("watermarked", key, EMBED_KEYS, _embed_info_valid)
         if stored is not None and info is not None:
             return {"video": _from_8bit(stored["video"]), **info}
         frames = clip.frames.to(self.device)[None]
@@ -264,6 +315,12 @@ class Runner:
         self.cache.put_tensors("watermarked", key, {"video": _to_8bit(video)})
         self.cache.put_json("watermarked", key, info)
         return {"video": video, **info}
+
+    def _cached_video(self, key: str, shape: tuple) -> Optional[dict]:
+        """The cached 8-bit watermarked video of ``key`` if it is one of ``shape``."""
+        return self.cache.get_tensors(
+            "watermarked", key, ("video",),
+            lambda t: t["video"].dtype == torch.uint8 and tuple(t["video"].shape) == shape)
 
     def _attack_row(self, clip: Clip, logo: Logo, method: Method, attack: Attack,
                     embedded: dict, sample: bool) -> dict:
@@ -309,13 +366,15 @@ class Runner:
                              row_seed(self.config.seed, clip.id, a.canonical),
                              [m.spec.version for m in metrics.ALL], clip.id, logo.id)
                     for a in attacks]
-        cached = [self.cache.get_json("rows", k) for k in row_keys]
-        if all(r is not None for r in cached) and not (sample and self._samples_missing(method)):
-            if self.fvd is not None and not self._collect_fvd(clip, method, wm_key, None):
-                stored = self.cache.get_tensors("watermarked", wm_key)
-                if stored is not None:
-                    self._collect_fvd(clip, method, wm_key, _from_8bit(stored["video"]))
+        bases = [self._base_row(clip.id, logo, method, a) for a in attacks]
+        cached = [self.cache.get_json("rows", k, tuple(ROW_COLUMNS),
+                                      lambda r, b=b: _row_valid(r, b))
+                  for k, b in zip(row_keys, bases, strict=True)]
+        if (all(r is not None for r in cached) and not (sample and self._samples_missing(method))
+                and self._collect_cached_fvd(clip, method, wm_key)):
             return cached
+        # some row, a sample or the FVD features of the pair are missing: embed (or take the
+        # watermarked video from the cache) and compute what is missing
         try:
             embedded = self._embed(clip, logo, method, wm_key)
         except Exception as exc:  # a broken method must not stop the run
@@ -333,6 +392,15 @@ class Runner:
                            "error": _describe(exc)}
             out.append(row)
         return out
+
+    def _collect_cached_fvd(self, clip: Clip, method: Method, wm_key: str) -> bool:
+        """Collect the pair's FVD features from the cache (features, else the cached video);
+        False when neither is there, so the video must be embedded again."""
+        if self._collect_fvd(clip, method, wm_key, None):
+            return True
+        stored = self._cached_video(wm_key, tuple(clip.frames.shape))
+        return stored is not None and self._collect_fvd(clip, method, wm_key,
+                                                        _from_8bit(stored["video"]))
 
     def _collect_fvd(self, clip: Clip, method: Method, wm_key: str,
                      video: Optional[torch.Tensor]) -> bool:
@@ -362,7 +430,7 @@ class Runner:
         out = self.config.out
         out.mkdir(parents=True, exist_ok=True)
         manifest = self._manifest(started=datetime.now(timezone.utc).isoformat())
-        write_manifest(out / "manifest.json", manifest)
+        _write_out(write_manifest, out / "manifest.json", manifest)
         total = len(self.source) * len(self.methods)
         bar = tqdm(total=total, desc="bench run", unit="video", disable=not self.config.progress,
                    file=sys.stderr)
@@ -374,7 +442,7 @@ class Runner:
                 if isinstance(method, MissingMethod):
                     rows = self._error_rows(index, getattr(clip, "id", "?"),
                                             self._logo_for(index), method, method.reason,
-                                            status="unavailable")
+                                            status=method.status)
                 elif isinstance(clip, ClipError):
                     rows = self._error_rows(index, clip.id, self._logo_for(index), method,
                                             clip.error)
@@ -386,18 +454,22 @@ class Runner:
                 self.rows.extend(rows)
                 bar.update(1)
                 bar.set_postfix(clip=getattr(clip, "id", "?"), method=method.name)
-            write_table(out / "rows.csv", self.rows, ROW_COLUMNS)
+            _write_out(write_table, out / "rows.csv", self.rows, ROW_COLUMNS)
         bar.close()
-        write_table(out / "rows.csv", self.rows, ROW_COLUMNS)
-        write_table(out / "sets.csv", self._set_rows(ok_videos), SET_COLUMNS)
+        _write_out(write_table, out / "rows.csv", self.rows, ROW_COLUMNS)
+        _write_out(write_table, out / "sets.csv", self._set_rows(ok_videos), SET_COLUMNS)
         statuses = {s: sum(r["status"] == s for r in self.rows) for s in ("ok", "unavailable",
                                                                           "error")}
         wall = time.perf_counter() - start
+        rejected = sum(self.cache.rejected.values())
         manifest.update(finished=datetime.now(timezone.utc).isoformat(), wall_s=wall,
                         clips=clips, rows=len(self.rows), statuses=statuses,
-                        computed_rows=self.computed)
-        write_manifest(out / "manifest.json", manifest)
-        return RunSummary(out, len(self.rows), statuses, clips, self.computed, wall)
+                        computed_rows=self.computed,
+                        cache={"rejected": dict(self.cache.rejected),
+                               "write_errors": self.cache.write_errors})
+        _write_out(write_manifest, out / "manifest.json", manifest)
+        return RunSummary(out, len(self.rows), statuses, clips, self.computed, wall,
+                          rejected, self.cache.write_errors)
 
     def _set_rows(self, ok_videos: dict[str, int]) -> list[dict]:
         """FVD per method: the set of watermarked videos vs the set of their covers.
@@ -415,7 +487,7 @@ class Runner:
                    "n": 0, "status": "unavailable"}
             pairs = self.fvd_pairs.get(method.name, [])
             if isinstance(method, MissingMethod):
-                row["reason"] = method.reason
+                row.update(reason=method.reason, status=method.status)
             elif self.fvd is None:
                 row["reason"] = "not computed: the run was made with --no-fvd"
             elif not self.fvd.available:
@@ -444,7 +516,9 @@ class Runner:
             "training": {m.name: method_training_info(m) for m in self.methods
                          if not isinstance(m, MissingMethod)},
             "methods_unavailable": {m.name: m.reason for m in self.methods
-                                    if isinstance(m, MissingMethod)},
+                                    if isinstance(m, MissingMethod) and m.status != "error"},
+            "methods_failed": {m.name: m.reason for m in self.methods
+                               if isinstance(m, MissingMethod) and m.status == "error"},
             "attacks": {a.canonical: a.version for a in self.attacks},
             "metrics": {m.column: m.spec.version for m in metrics.ALL},
             "weights": {w.name: w.sha256 for w in list_weights() if w.present},
@@ -473,7 +547,8 @@ class FvdFeatures:
         return self._extractor is not None
 
     def cached(self, key: str) -> Optional[list]:
-        entry = self.cache.get_json("i3d", make_key("i3d", I3D_FEATURE_VERSION, key))
+        entry = self.cache.get_json("i3d", make_key("i3d", I3D_FEATURE_VERSION, key),
+                                    ("features",), _features_valid)
         return entry["features"] if entry else None
 
     def features(self, video: torch.Tensor, key: Optional[str] = None) -> list:
@@ -487,21 +562,49 @@ class FvdFeatures:
         return found
 
 
+def _features_valid(entry: dict) -> bool:
+    """An I3D entry holds the network's 400 logits as finite numbers."""
+    from bench.i3d import NUM_CLASSES
+
+    values = entry["features"]
+    return (isinstance(values, list) and len(values) == NUM_CLASSES
+            and all(type(v) in (int, float) and math.isfinite(v) for v in values))
+
+
+def _write_out(write, path: Path, *args) -> None:
+    """``write(path, *args)`` for a file of the results folder; OSError -> BenchError."""
+    try:
+        write(path, *args)
+    except OSError as exc:
+        raise BenchError(f"cannot write {path}: {exc.strerror or exc}; finished rows are in "
+                         "the cache: rerun the same command to resume") from exc
+
+
 def _describe(exc: BaseException) -> str:
     text = str(exc) or type(exc).__name__
     return text if isinstance(exc, BenchError) else f"{type(exc).__name__}: {text}"
 
 
-def git_hash() -> str:
+def git_hash(root: Optional[Path] = None) -> str:
+    """The commit of ``root`` (default: this checkout), ``-dirty`` when tracked files differ
+    from it; ``unknown`` without git or outside a repository.
+
+    Read-only: optional locks are off, so git never takes ``.git/index.lock`` nor rewrites the
+    index (a plain ``git status`` does, and then breaks a concurrent commit)."""
+    root = Path(root) if root is not None else Path(__file__).resolve().parent.parent
+    env = {**os.environ, "GIT_OPTIONAL_LOCKS": "0"}
+
+    def git(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run(["git", "--no-optional-locks", *args], cwd=root, env=env,
+                              capture_output=True, text=True, timeout=10)
+
     try:
-        root = Path(__file__).resolve().parent.parent
-        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True,
-                             text=True, timeout=10)
-        if out.returncode != 0:
+        head = git("rev-parse", "--verify", "HEAD")
+        if head.returncode != 0:
             return "unknown"
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"],
-                               cwd=root, capture_output=True, text=True, timeout=10).stdout
-        return out.stdout.strip() + ("-dirty" if dirty.strip() else "")
+        status = git("status", "--porcelain", "--untracked-files=no")
+        dirty = status.returncode != 0 or bool(status.stdout.strip())
+        return head.stdout.strip() + ("-dirty" if dirty else "")
     except (OSError, subprocess.SubprocessError):
         return "unknown"
 

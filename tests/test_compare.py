@@ -97,17 +97,20 @@ def test_values_match_an_independent_psnr(folders):
     assert result["v_psnr"] < 60
 
 
-def test_frames_cut_to_shorter_sizes_must_match_corrupt_skipped(folders):
+def test_other_frame_counts_and_sizes_skipped_corrupt_skipped(folders):
     ref, cand = folders
-    write_mp4(cand / "a.mp4", smooth_video(0)[:4])  # fewer frames: compared over the first 4
+    write_mp4(cand / "a.mp4", smooth_video(0)[:4])  # fewer frames: skipped, never cut
     write_mp4(cand / "b.mp4", smooth_video(1, size=(32, 48)))  # other size: skipped
     write_mp4(ref / "c.mp4", smooth_video(3))
     (cand / "c.mp4").write_bytes(b"not a video at all")  # unreadable: skipped
+    write_mp4(ref / "d.mp4", smooth_video(4))
+    write_mp4(cand / "d.mp4", smooth_video(4))  # the one comparable pair
     result = compare_folders(ref, cand)
-    assert result["n"] == 1 and result["videos"] == ["a.mp4"]
-    expected = expected_psnr(decode(cand / "a.mp4"), decode(ref / "a.mp4")[:4])
+    assert result["n"] == 1 and result["videos"] == ["d.mp4"]
+    expected = expected_psnr(decode(cand / "d.mp4"), decode(ref / "d.mp4"))
     assert result["v_psnr"] == pytest.approx(expected) == PSNR_CAP
     reasons = dict(result["skipped"])
+    assert "6 frames in the reference vs 4 in the candidate" in reasons["a.mp4"]
     assert "shape mismatch" in reasons["b.mp4"]
     assert "unreadable" in reasons["c.mp4"]
     assert "unmatched" in reasons["only_ref.mp4"]

@@ -7,7 +7,7 @@ import math
 import pytest
 
 from bench.gate import load_thresholds, run_gate
-from bench.results import ROW_COLUMNS, SET_COLUMNS, write_table
+from bench.results import ROW_COLUMNS, SET_COLUMNS, write_manifest, write_table
 
 VIDEOS = ["v0", "v1", "v2", "v3"]
 
@@ -33,6 +33,8 @@ def write_run(folder, w_psnr=30.0, v_lpips=0.10, method_version="1", attack_vers
                 [{"method": "dct-qim", "method_version": method_version, "attack": "identity",
                   "attack_params": "identity", "metric": "fvd", "value": fvd, "n": 4,
                   "status": "ok", "reason": ""}], SET_COLUMNS)
+    write_manifest(folder / "manifest.json", {"finished": "2025-01-01T00:00:00",
+                                              "rows": len(rows), "clips": len(VIDEOS)})
     return folder
 
 

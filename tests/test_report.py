@@ -62,6 +62,9 @@ def make_results(folder, rows: list[dict] | None = None, samples: bool = True):
     write_table(folder / "sets.csv", sets, SET_COLUMNS)
     write_manifest(folder / "manifest.json", {"profile": {"name": "tiny"}, "git": "abc123",
                                               "started": "2025-01-01T00:00:00",
+                                              "finished": "2025-01-01T00:01:00",
+                                              "rows": len(rows),
+                                              "clips": len({r["video_id"] for r in rows}),
                                               "device": "cpu: test"})
     if samples:
         rng = np.random.default_rng(1)
@@ -226,7 +229,7 @@ def test_training_summary_values(tmp_path):
         row["extract_s"] = float(rng.uniform(0.1, 0.3))
     folder = make_results(tmp_path / "run", rows=rows, samples=False)
     manifest = {"profile": {"name": "tiny"}, "git": "abc123", "device": "cpu: test",
-                "training": {"dct-qim": {"trainable": False},
+                "finished": "2025-01-01T00:01:00", "training": {"dct-qim": {"trainable": False},
                              "safe-sora": {"trainable": True, "parameters": 1234,
                                            "checkpoint_bytes": 2_500_000, "steps": 300,
                                            "training_seconds": 90.0,
@@ -305,6 +308,7 @@ def test_ablation_table_pairs_variants_with_the_full_model_and_shows_their_budge
                                       "init_method": "safe-sora", "init_steps": 800}}
     write_manifest(folder / "manifest.json", {"profile": {"name": "tiny"}, "git": "abc123",
                                               "started": "2025-01-01T00:00:00",
+                                              "finished": "2025-01-01T00:01:00",
                                               "device": "cpu: test", "training": training})
     out = tmp_path / "report"
     report.build_report(folder, out)

@@ -1,7 +1,9 @@
 """Cover clips from a folder of video files (e.g. the outputs of a real video generator).
 
 The folder holds ``manifest.csv`` with columns ``id,prompt`` and optionally ``file`` (a path
-relative to the folder; default ``{id}.mp4``). Each row becomes a ``Clip``: the first
+relative to the folder; default ``{id}.mp4``). A file that would lie outside the folder (an
+absolute path, or a ``..`` component in ``file`` or in the ``id`` it defaults from) makes the
+manifest an error: nothing outside the folder is read. Each row becomes a ``Clip``: the first
 ``profile.frames`` frames, scaled to cover the profile's frame (aspect kept, antialiased)
 and centre-cropped to ``profile.height x profile.width``. A missing, corrupt or truncated
 file, or one shorter than ``profile.frames``, becomes a ``ClipError`` so the run goes on.
@@ -10,7 +12,7 @@ file, or one shorter than ``profile.frames``, becomes a ``ClipError`` so the run
 from __future__ import annotations
 
 import csv
-from pathlib import Path
+from pathlib import Path, PurePosixPath, PureWindowsPath
 from typing import Iterator, Optional
 
 import numpy as np
@@ -28,6 +30,19 @@ def _cover_size(height: int, width: int, out_h: int, out_w: int) -> tuple[int, i
     """Smallest size with the video's aspect that covers out_h x out_w."""
     scale = max(out_h / height, out_w / width)
     return max(out_h, round(height * scale)), max(out_w, round(width * scale))
+
+
+def inside(root: Path, name: str, where: str) -> Path:
+    """``root / name`` for a relative ``name`` that stays inside ``root``; BenchError if
+    ``name`` is absolute (POSIX or Windows style), has a drive or a ``..`` component."""
+    posix, windows = PurePosixPath(name), PureWindowsPath(name)
+    if posix.is_absolute() or windows.is_absolute() or windows.drive or windows.root:
+        raise BenchError(f"{where}: file {name!r} is an absolute path; files must lie inside "
+                         f"the folder {root} (give a path relative to it)")
+    if ".." in posix.parts or ".." in windows.parts:
+        raise BenchError(f"{where}: file {name!r} leaves the folder {root} ('..'); files "
+                         "must lie inside it")
+    return root / name
 
 
 def read_clip_frames(path: str | Path, profile: Profile) -> tuple[torch.Tensor, Optional[float]]:
@@ -100,7 +115,8 @@ class FolderSource(Source):
                 raise BenchError(f"{manifest}:{line}: duplicate id {clip_id!r}")
             seen.add(clip_id)
             filename = record.get("file", "").strip() or f"{clip_id}.mp4"
-            rows.append((clip_id, record["prompt"].strip(), self.root / filename))
+            path = inside(self.root, filename, f"{manifest}:{line}")
+            rows.append((clip_id, record["prompt"].strip(), path))
         return rows
 
     def __len__(self) -> int:

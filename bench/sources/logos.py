@@ -32,7 +32,7 @@ from matplotlib.transforms import Affine2D
 
 from bench.api import BenchError, Logo
 
-__all__ = ["EVAL_LOGO_COUNT", "evaluation_logos", "render_logo", "training_logo",
+__all__ = ["EVAL_LOGO_COUNT", "evaluation_logo", "evaluation_logos", "render_logo", "training_logo",
            "training_logo_id"]
 
 EVAL_LOGO_COUNT = 100
@@ -359,9 +359,14 @@ def render_logo(logo_id: str, size: int) -> Logo:
     return Logo(id=str(logo_id), image=image.contiguous())
 
 
+def evaluation_logo(index: int, size: int) -> Logo:
+    """The ``index``-th evaluation logo (``logo-e{index % 100:03d}``), rendered alone."""
+    return render_logo(f"logo-e{int(index) % EVAL_LOGO_COUNT:03d}", size)
+
+
 @lru_cache(maxsize=8)
 def _evaluation_logos(size: int) -> tuple[Logo, ...]:
-    return tuple(render_logo(f"logo-e{index:03d}", size) for index in range(EVAL_LOGO_COUNT))
+    return tuple(evaluation_logo(index, size) for index in range(EVAL_LOGO_COUNT))
 
 
 def evaluation_logos(size: int) -> list[Logo]:
