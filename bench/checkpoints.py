@@ -23,7 +23,8 @@ import torch
 
 from bench.api import BenchError, Profile
 
-__all__ = ["REPO_ROOT", "CheckpointMissing", "card_path", "checkpoint_path", "fit_state",
+__all__ = ["REPO_ROOT", "CheckpointMissing", "card_curve", "card_path", "checkpoint_path",
+           "fit_state", "shift_curve",
            "load_card", "load_checkpoint", "load_into", "save_checkpoint", "train_command"]
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -206,3 +207,21 @@ def fit_state(method, state: dict[str, torch.Tensor], card: dict, path: Path | s
             f"checkpoint {path} does not fit {method.name!r} version {method.version} "
             f"(trained with version {trained}); retrain with `{command}`: {exc}") from exc
     return unused
+
+
+def shift_curve(history: list[dict], offset: int) -> list[dict]:
+    """Validation entries ``{step, w_psnr, v_psnr}`` with ``offset`` added to each step."""
+    return [{"step": int(h["step"]) + offset, "w_psnr": h.get("w_psnr"),
+             "v_psnr": h.get("v_psnr")} for h in history]
+
+
+def card_curve(card: dict) -> list[dict]:
+    """The whole validation curve of a checkpoint over its ``--init`` chain, in total steps.
+
+    Cards since the curve was recorded carry it (``curve``); for an older card it is its own
+    ``history`` shifted by the steps of the chain before it (the earlier points are unknown).
+    """
+    if card.get("curve") is not None:
+        return [dict(point) for point in card["curve"]]
+    init = card.get("init") or {}
+    return shift_curve(card.get("history") or [], int(init.get("total_steps") or 0))

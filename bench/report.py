@@ -29,6 +29,7 @@ from bench.gate import version_text
 from bench.reference import load_paper_table1
 from bench.results import Results, load_results, require_complete, usable_folder, usable_rows
 from bench.stats import bootstrap_ci, paired_test
+from bench.training_curves import CURVES_LEGEND, curves_figure, curves_table
 from bench.training_summary import TRAINING_LEGEND, training_markdown, training_table
 
 IDENTITY = "identity"
@@ -565,6 +566,12 @@ def build_report(results_dir: str | Path, out_dir: str | Path,
     training = training_table(results)
     write("training.csv", training.to_csv(index=False))
     training_md = training_markdown(training)
+    curves = curves_table((results.manifest or {}).get("training"))
+    write("training_curves.csv", curves.to_csv(index=False))
+    curves_png = curves_figure(curves, out / "training_curves.png")
+    if curves_png is not None:
+        written.append(curves_png)
+        training_md += f"\n\n{CURVES_LEGEND}\n\n![training curves]({curves_png.name})"
 
     robustness_pngs, strips, problems = build_figures(results, robustness, out)
     written.extend(robustness_pngs + strips)

@@ -174,7 +174,8 @@ def _method_fingerprint(method: Method) -> dict:
 def method_training_info(method: Method) -> dict:
     """What the report's training summary needs about a method: parameters, and from its
     checkpoint card the checkpoint size, steps, training time (totals over a ``--init`` chain
-    when the card has them), device and validation scores; for a warm start the method and
+    when the card has them), device, validation scores and the validation curve over the
+    chain (``curve``: ``{step, w_psnr, v_psnr}`` in total steps); for a warm start the method and
     total steps of the checkpoint it started from (``init_method``, ``init_steps``).
 
     Methods without weights give ``{"trainable": False}``."""
@@ -184,7 +185,7 @@ def method_training_info(method: Method) -> dict:
                   "parameters": int(sum(p.numel() for p in method.network().parameters()))}
     ckpt = getattr(method, "checkpoint", None)
     if ckpt:
-        from bench.checkpoints import load_card
+        from bench.checkpoints import card_curve, load_card
 
         card = load_card(Path(ckpt))
         validation = card.get("validation") or {}
@@ -194,7 +195,8 @@ def method_training_info(method: Method) -> dict:
                                               card.get("training_seconds")),
                     training_device=card.get("device"), seed=card.get("seed"),
                     validation_w_psnr=validation.get("w_psnr"),
-                    validation_v_psnr=validation.get("v_psnr"), command=card.get("command"))
+                    validation_v_psnr=validation.get("v_psnr"), command=card.get("command"),
+                    curve=card_curve(card))
         init = card.get("init") or {}
         if init:
             info.update(init_method=init.get("method") or card.get("method"),

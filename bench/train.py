@@ -49,10 +49,10 @@ import numpy as np
 import torch
 
 from bench.api import BenchError, Clip, Profile, TrainableMethod, check_device
-from bench.checkpoints import checkpoint_path, save_checkpoint
+from bench.checkpoints import card_curve, checkpoint_path, save_checkpoint, shift_curve
 
 __all__ = ["GRAD_CLIP_NORM", "VALIDATION_PROMPT_IDS", "TrainingData", "add_train_parser",
-           "derive_seed", "lr_factor", "state_path", "train", "validate",
+           "derive_seed", "lr_factor", "plateau_stop", "state_path", "train", "validate",
            "validation_interval"]
 
 #: training prompts held aside for validation (never trained on)
@@ -66,6 +66,12 @@ PRECISIONS = ("bf16", "fp32")
 #: W-PSNR and V-PSNR (dB) that ``--overfit`` must reach on its one clip
 OVERFIT_TARGET_DB = 35.0
 OVERFIT_STEPS = 400
+#: a run stops when its best validation W-PSNR of the last ``PLATEAU_WINDOW`` of its steps
+#: beats the best before by less than this many dB (``--plateau-db``; 0 turns it off) ...
+PLATEAU_DB = 0.2
+PLATEAU_WINDOW = 0.2
+#: ... checked from this many steps on (short runs always run to the end)
+PLATEAU_MIN_STEPS = 1000
 PRECISION_TEXT = {"bf16": "bf16 autocast forward, channels_last; fp32 weights, optimiser "
                           "and loss",
                   "fp32": "fp32, contiguous (NCHW) tensors"}
@@ -460,7 +466,8 @@ def _load_state(path: Path, settings: _Settings) -> dict:
 
 def _command(settings: _Settings, defaults: dict, profile_arg: str, device: str,
              out: Path, default_out: Path, frames: Optional[int],
-             init: Optional[Path] = None) -> str:
+             init: Optional[Path] = None, plateau: Optional[float] = PLATEAU_DB,
+             stop_after: Optional[int] = None) -> str:
     parts = ["python -m bench train", f"--method {settings.method}", f"--profile {profile_arg}",
              f"--steps {settings.steps}", f"--seed {settings.seed}"]
     if settings.batch_size != defaults["batch_size"]:
@@ -481,7 +488,30 @@ def _command(settings: _Settings, defaults: dict, profile_arg: str, device: str,
         parts.append(f"--renders {settings.renders or 0}")
     if settings.overfit:
         parts.append("--overfit")
+    elif (plateau or 0.0) != PLATEAU_DB:
+        parts.append(f"--plateau-db {plateau or 0:g}")
+    if stop_after is not None:
+        parts.append(f"--stop-after {stop_after}")
     return " ".join(parts)
+
+
+def plateau_stop(history: list[dict], min_gain_db: float,
+                 window: float = PLATEAU_WINDOW, min_steps: int = PLATEAU_MIN_STEPS) -> bool:
+    """Whether a run has flattened: at the last validation step ``s >= min_steps``, the best
+    W-PSNR of the validations after ``(1 - window) * s`` beats the best one up to it by less
+    than ``min_gain_db``. False while no validation lies at or before ``(1 - window) * s``.
+    """
+    if not history:
+        return False
+    s = int(history[-1]["step"])
+    if s < min_steps:
+        return False
+    cut = (1.0 - window) * s
+    before = [h["w_psnr"] for h in history if h["step"] <= cut]
+    after = [h["w_psnr"] for h in history if h["step"] > cut]
+    if not before or not after:
+        return False
+    return max(after) - max(before) < min_gain_db
 
 
 def _display_path(path: Path) -> str:
@@ -518,7 +548,8 @@ def _warm_start(method: TrainableMethod, init: Path) -> dict:
             "total_training_seconds": card.get("total_training_seconds",
                                                card.get("training_seconds")),
             "command": card.get("command"),
-            "validation": card.get("validation"), "unused_tensors": unused}
+            "validation": card.get("validation"), "unused_tensors": unused,
+            "curve": card_curve(card)}
 
 
 def train(method_name, profile: str | Profile = "default", steps: Optional[int] = None,
@@ -527,7 +558,9 @@ def train(method_name, profile: str | Profile = "default", steps: Optional[int] 
           progress: bool = True, frames: Optional[int] = None,
           validate_every: Optional[int] = None, workers: int = 1,
           init: Optional[Path | str] = None, precision: Optional[str] = None,
-          renders: Optional[int] = RENDERS_PER_PROMPT, overfit: bool = False) -> Path:
+          renders: Optional[int] = RENDERS_PER_PROMPT, overfit: bool = False,
+          plateau_db: Optional[float] = PLATEAU_DB, max_seconds: Optional[float] = None,
+          stop_after: Optional[int] = None, resume_from: Optional[Path | str] = None) -> Path:
     """Train a method from scratch (or resume) and write its checkpoint; returns its path.
 
     ``method_name``: a registered name, or a ``TrainableMethod`` class (built as
@@ -544,6 +577,13 @@ def train(method_name, profile: str | Profile = "default", steps: Optional[int] 
     prompt kept on disk (``TrainingData``; None: a fresh render per item); ``overfit``: train
     and validate on one clip (``OVERFIT_STEPS`` steps by default; the checkpoint goes under
     the cache folder unless ``out`` is given).
+
+    Early stops (the schedule stays the one of ``steps``; the card records ``stopped``):
+    ``plateau_db`` (``plateau_stop``; None or 0: off, and always off for ``overfit``);
+    ``max_seconds``, a budget of training seconds checked after every step (the card's
+    command then names the step with ``--stop-after`` so it reproduces); ``stop_after``,
+    stop at that step. ``resume_from``: the state file to continue from (default: the one
+    next to ``out``); it must exist and match the settings.
     """
     from bench.profiles import load_profile
 
@@ -557,6 +597,8 @@ def train(method_name, profile: str | Profile = "default", steps: Optional[int] 
     np.random.seed(seed % 2**32)
     method = _build_method(factory, prof, device)
     init_entry = _warm_start(method, Path(init)) if init is not None else None
+    prior_curve = init_entry.pop("curve") if init_entry else []
+    prior_steps = int((init_entry or {}).get("total_steps") or 0)
     defaults = {**TrainableMethod.train_defaults, **dict(method.train_defaults)}
     if steps is None:
         steps = OVERFIT_STEPS if overfit else defaults["steps"]
@@ -596,8 +638,15 @@ def train(method_name, profile: str | Profile = "default", steps: Optional[int] 
                                   betas=settings.betas)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: lr_factor(s, steps))
 
+    if resume_from is not None:
+        state_file = Path(resume_from)
+        if not state_file.is_file():
+            raise BenchError(f"--resume {state_file}: no such state file")
+    if stop_after is not None and not 0 < int(stop_after) <= steps:
+        raise BenchError(f"--stop-after must be in 1..{steps}, got {stop_after}")
+    plateau = None if overfit or not plateau_db else float(plateau_db)
     start_step, history, train_seconds = 0, [], 0.0
-    if resume and state_file.is_file():
+    if state_file.is_file() and (resume or resume_from is not None):
         state = _load_state(state_file, settings)
         network.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
@@ -614,7 +663,9 @@ def train(method_name, profile: str | Profile = "default", steps: Optional[int] 
     batches = _batches(data, start_step, steps, batch_size, 0 if overfit else workers)
     began = time.perf_counter()
     step_seconds, timed_steps = 0.0, 0
-    while step < steps:
+    stopped = {"reason": "steps", "step": steps}
+    last = int(stop_after) if stop_after is not None else steps
+    while step < last:
         videos, logos = next(batches)
         step_began = time.perf_counter()
         choice = torch.Generator().manual_seed(derive_seed(seed, "attack-choice", step))
@@ -638,13 +689,27 @@ def train(method_name, profile: str | Profile = "default", steps: Optional[int] 
         timed_steps += 1
         log.step(_scalar(loss), _scalar(losses.get("logo_mse")),
                  _scalar(losses.get("video_mse")))
-        if step % every == 0 or step == steps:
+        over_budget = (max_seconds is not None
+                       and train_seconds + time.perf_counter() - began >= max_seconds)
+        if step % every == 0 or step == last or over_budget:
             scores = validate(method, data.validation(), device)
             history.append({"step": step, **scores, "loss": _scalar(loss),
                             "lr": float(scheduler.get_last_lr()[0])})
             log.write(f"step {step}/{steps}: validation W-PSNR {scores['w_psnr']:.2f} dB, "
                       f"V-PSNR {scores['v_psnr']:.2f} dB")
-            if step < steps:
+            flat = plateau is not None and plateau_stop(history, plateau,
+                                                        min_steps=PLATEAU_MIN_STEPS)
+            if step < steps and flat:
+                stopped = {"reason": f"plateau: validation W-PSNR gained less than "
+                                     f"{plateau:g} dB over the last "
+                                     f"{PLATEAU_WINDOW:.0%} of the steps", "step": step}
+                last = step
+            elif step < last and over_budget:
+                stopped = {"reason": f"time budget of {max_seconds:g} s", "step": step}
+                last = step
+            elif step < steps and step == last:
+                stopped = {"reason": "--stop-after", "step": step}
+            if step < last:
                 train_seconds += time.perf_counter() - began
                 began = time.perf_counter()
                 _save_state(state_file, settings, step, network, optimizer, scheduler,
@@ -658,7 +723,8 @@ def train(method_name, profile: str | Profile = "default", steps: Optional[int] 
     final = history[-1] if history else {}
     card = {
         "method": method.name, "method_version": str(method.version), "profile": prof.name,
-        "steps": steps, "seed": int(seed), "batch_size": batch_size, "lr": lr,
+        "steps": step, "planned_steps": steps, "stopped": stopped, "seed": int(seed),
+        "batch_size": batch_size, "lr": lr,
         "weight_decay": settings.weight_decay, "betas": list(settings.betas),
         "frames": data.frames, "train_attacks": [name for name, _ in attacks],
         "precision": PRECISION_TEXT[precision],
@@ -674,14 +740,17 @@ def train(method_name, profile: str | Profile = "default", steps: Optional[int] 
         "validation": {"w_psnr": final.get("w_psnr"), "v_psnr": final.get("v_psnr"),
                        "prompts": list(VALIDATION_PROMPT_IDS),
                        "logos": list(VALIDATION_LOGO_INDICES)},
-        "history": history, "parameters": n_params,
+        "history": history, "curve": prior_curve + shift_curve(history, prior_steps),
+        "parameters": n_params,
         "method_card": method.card(),
         "init": init_entry,
-        "total_steps": steps + int((init_entry or {}).get("total_steps") or 0),
+        "total_steps": step + prior_steps,
         "total_training_seconds": round(
             train_seconds + float((init_entry or {}).get("total_training_seconds") or 0), 3),
         "command": _command(settings, defaults, profile_arg, device, out, default_out, frames,
-                            Path(init) if init is not None else None),
+                            Path(init) if init is not None else None, plateau,
+                            step if stopped["reason"] != "steps" and not
+                            stopped["reason"].startswith("plateau") else None),
         "torch": torch.__version__,
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
@@ -740,13 +809,19 @@ class _Logger:
 
 
 def _cmd_train(args) -> int:
+    from bench.campaign import is_campaign, run_campaign
+
+    if is_campaign(args.method):
+        return run_campaign(args)
     try:
         path = train(args.method, profile=args.profile, steps=args.steps, seed=args.seed,
                      device=args.device, out=args.out, resume=not args.no_resume,
                      batch_size=args.batch_size, lr=args.lr, progress=not args.quiet,
                      frames=args.frames, workers=args.workers, init=args.init,
                      precision=args.precision, renders=args.renders or None,
-                     overfit=args.overfit)
+                     overfit=args.overfit, plateau_db=args.plateau_db,
+                     max_seconds=None if args.minutes is None else 60.0 * args.minutes,
+                     stop_after=args.stop_after, resume_from=args.resume)
     except KeyboardInterrupt:
         print("interrupted: rerun the same command to resume from the last validation",
               file=sys.stderr)
@@ -784,7 +859,9 @@ def _cmd_fit_proxy(args) -> int:
 def add_train_parser(subparsers) -> None:
     """Add the ``train`` and ``fit-proxy`` subcommands to ``bench``'s subparsers."""
     q = subparsers.add_parser("train", help="train a method's network and write its checkpoint")
-    q.add_argument("--method", required=True, help="registered name of a trainable method")
+    q.add_argument("--method", required=True,
+                   help="registered name of a trainable method; 'all' or A,B: a campaign, "
+                        "each in turn")
     q.add_argument("--profile", default="default", help="profile name or TOML path")
     q.add_argument("--steps", type=int, default=None, help="optimiser steps (method default)")
     q.add_argument("--seed", type=int, default=0)
@@ -811,6 +888,21 @@ def add_train_parser(subparsers) -> None:
                         "checkpoint under the cache folder unless --out)")
     q.add_argument("--no-resume", action="store_true",
                    help="ignore a resumable state left by an interrupted run")
+    q.add_argument("--resume", default=None, metavar="STATE",
+                   help="continue exactly from this state file (OUT stem + .state.pt); it "
+                        "must come from the same method, profile and settings")
+    q.add_argument("--plateau-db", type=float, default=PLATEAU_DB,
+                   help=f"stop when validation W-PSNR gains less than this over the last "
+                        f"{PLATEAU_WINDOW:.0%} of the steps (from step {PLATEAU_MIN_STEPS}; "
+                        f"default {PLATEAU_DB:g}; 0: run every step)")
+    q.add_argument("--stop-after", type=int, default=None, metavar="STEP",
+                   help="stop at this step of the schedule of --steps")
+    q.add_argument("--minutes", type=float, default=None,
+                   help="training time budget: per run, or for a campaign (--method all or "
+                        "A,B) shared equally by its methods")
+    q.add_argument("--out-dir", default=None,
+                   help="a campaign's folder for checkpoints, cards and campaign.json "
+                        "(default: training-campaign-PROFILE)")
     q.add_argument("--quiet", action="store_true", help="no progress bar")
     q.set_defaults(func=_cmd_train)
 

@@ -1,0 +1,186 @@
+"""Early stops, the whole validation curve, explicit --resume and the training campaign.
+
+Driven by the tiny trainable method and synthetic data of tests/test_train.py.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from test_train import TinyMethod, fast_data  # noqa: F401  (fixture)
+
+from bench.api import BenchError
+from bench.campaign import campaign, campaign_methods, planned_steps
+from bench.checkpoints import card_curve, load_checkpoint, shift_curve
+from bench.train import plateau_stop, state_path, train
+
+SETTINGS = dict(profile="tiny", progress=False, workers=0)
+pytestmark = pytest.mark.usefixtures("fast_data")
+
+
+def _history(*points):
+    return [{"step": s, "w_psnr": w, "v_psnr": 30.0} for s, w in points]
+
+
+def test_plateau_rule_against_hand_computed_windows():
+    # last step 1000: the window is (800, 1000]; best before 20.0 (step 600), after 20.1
+    flat = _history((200, 15.0), (600, 20.0), (800, 19.0), (900, 20.05), (1000, 20.1))
+    assert plateau_stop(flat, 0.2, min_steps=0)
+    assert not plateau_stop(flat, 0.05, min_steps=0)  # 0.1 dB gain beats 0.05
+    rising = _history((200, 15.0), (800, 19.0), (1000, 19.5))
+    assert not plateau_stop(rising, 0.2, min_steps=0)
+    assert not plateau_stop(flat, 0.2, min_steps=2000)  # too early to judge
+    assert not plateau_stop(_history((1000, 20.0)), 0.2, min_steps=0)  # nothing before
+    assert not plateau_stop([], 0.2, min_steps=0)
+
+
+def test_plateau_stop_ends_the_run_and_its_command_reproduces_it(tmp_path,
+                                                                  monkeypatch):
+    monkeypatch.setattr("bench.train.PLATEAU_MIN_STEPS", 0)
+    # 100 dB of gain is never reached: the first validation with one before the window stops
+    out = train(TinyMethod, steps=20, out=tmp_path / "a.pt", validate_every=2,
+                plateau_db=100.0, **SETTINGS)
+    _, card = load_checkpoint(out)
+    assert (card["steps"], card["planned_steps"]) == (4, 20)
+    assert card["stopped"]["reason"].startswith("plateau")
+    assert "--plateau-db 100" in card["command"] and "--stop-after" not in card["command"]
+    assert [h["step"] for h in card["history"]] == [2, 4]
+    assert not state_path(out).exists()
+    again = train(TinyMethod, steps=20, out=tmp_path / "b.pt", validate_every=2,
+                  plateau_db=100.0, **SETTINGS)
+    wa, wb = torch.load(out, weights_only=True), torch.load(again, weights_only=True)
+    assert all(torch.equal(wa[k], wb[k]) for k in wa)
+    # off: every step runs
+    whole = train(TinyMethod, steps=6, out=tmp_path / "c.pt", validate_every=2,
+                  plateau_db=0, **SETTINGS)
+    assert load_checkpoint(whole)[1]["steps"] == 6
+
+
+def test_time_budget_stops_and_names_the_step_to_reproduce(tmp_path):
+    out = train(TinyMethod, steps=30, out=tmp_path / "budget.pt", max_seconds=0.0,
+                **SETTINGS)
+    _, card = load_checkpoint(out)
+    assert card["steps"] == 1 and card["planned_steps"] == 30
+    assert card["stopped"] == {"reason": "time budget of 0 s", "step": 1}
+    assert "--steps 30" in card["command"] and "--stop-after 1" in card["command"]
+    replay = train(TinyMethod, steps=30, out=tmp_path / "replay.pt", stop_after=1, **SETTINGS)
+    wa, wb = torch.load(out, weights_only=True), torch.load(replay, weights_only=True)
+    assert all(torch.equal(wa[k], wb[k]) for k in wa)
+    with pytest.raises(BenchError, match="stop-after"):
+        train(TinyMethod, steps=3, out=tmp_path / "x.pt", stop_after=4, **SETTINGS)
+
+
+def test_the_curve_accumulates_over_a_warm_start_chain(tmp_path):
+    first = train(TinyMethod, steps=4, out=tmp_path / "first.pt", validate_every=2,
+                  **SETTINGS)
+    second = train(TinyMethod, steps=6, out=tmp_path / "second.pt", validate_every=3,
+                   init=first, **SETTINGS)
+    _, card1 = load_checkpoint(first)
+    _, card2 = load_checkpoint(second)
+    assert [p["step"] for p in card2["curve"]] == [2, 4, 7, 10]
+    assert card2["curve"][:2] == card1["curve"]
+    assert card2["curve"][2]["w_psnr"] == card2["history"][0]["w_psnr"]
+    assert card2["total_steps"] == 10
+    # an older card without "curve": its own history, shifted by the chain before it
+    legacy = {"history": card2["history"], "init": {"total_steps": 4}}
+    assert [p["step"] for p in card_curve(legacy)] == [7, 10]
+    assert shift_curve([{"step": 1, "w_psnr": 2.0, "v_psnr": 3.0, "loss": 9}], 5) == \
+        [{"step": 6, "w_psnr": 2.0, "v_psnr": 3.0}]
+
+
+def test_explicit_resume_refuses_missing_foreign_and_corrupt_states(tmp_path):
+    good = train(TinyMethod, steps=2, out=tmp_path / "good.pt", **SETTINGS)
+    before = good.read_bytes()
+    with pytest.raises(BenchError, match="no such state file"):
+        train(TinyMethod, steps=2, out=good, resume_from=tmp_path / "none.state.pt",
+              **SETTINGS)
+    TinyMethod.calls, TinyMethod.crash_at = 0, 3  # a state at step 2, of other settings
+    with pytest.raises(RuntimeError):
+        train(TinyMethod, steps=4, out=tmp_path / "other.pt", validate_every=2, **SETTINGS)
+    TinyMethod.crash_at = None
+    foreign = state_path(tmp_path / "other.pt")
+    with pytest.raises(BenchError, match="other settings.*steps"):
+        train(TinyMethod, steps=2, out=good, resume_from=foreign, **SETTINGS)
+    corrupt = tmp_path / "corrupt.state.pt"
+    corrupt.write_bytes(b"not a state")
+    with pytest.raises(BenchError, match="cannot be read"):
+        train(TinyMethod, steps=2, out=good, resume_from=corrupt, **SETTINGS)
+    assert good.read_bytes() == before  # the last good checkpoint is untouched
+    # the matching state continues exactly: only steps 3 and 4 run
+    TinyMethod.calls = 0
+    train(TinyMethod, steps=4, out=tmp_path / "other.pt", validate_every=2,
+          resume_from=foreign, **SETTINGS)
+    assert TinyMethod.calls == 2
+
+
+def test_campaign_methods_are_the_trainable_ones():
+    every = campaign_methods("all")
+    assert {"balujanet", "udh", "pusnet", "safe-sd", "wengnet", "safe-sora"} <= set(every)
+    assert "identity" not in every and "dct-qim" not in every
+    assert campaign_methods("udh,wengnet") == ["udh", "wengnet"]
+    with pytest.raises(BenchError, match="no weights"):
+        campaign_methods("udh,identity")
+    with pytest.raises(BenchError, match="nope"):
+        campaign_methods("udh,nope")
+
+
+def test_planned_steps_closed_form():
+    # 60 s, 15% kept back, 10 samples/s, batch 4: 60 * 0.85 * 10 / 4 = 127.5
+    assert planned_steps(60.0, 10.0, 4) == 127
+    assert planned_steps(60.0, 0.0, 4) == 1
+
+
+def test_campaign_trains_each_in_turn_records_failures_and_resumes(tmp_path,
+                                                                   monkeypatch):
+    import bench.registry as registry
+
+    class Broken(TinyMethod):
+        name = "tiny-broken"
+
+        def training_losses(self, frames, logos, attack, generator):
+            raise BenchError("this method cannot train")
+
+    real_get, real_names = registry.get, registry.names
+    fakes = {"tiny-trainable": TinyMethod, "tiny-broken": Broken}
+    monkeypatch.setattr(registry, "get", lambda kind, name: fakes.get(name)
+                        or real_get(kind, name))
+    lines: list[str] = []
+    entries = campaign("tiny-broken,tiny-trainable", minutes=0.02, out_dir=tmp_path / "c",
+                       profile="tiny", progress=False, say=lines.append)
+    assert [e["method"] for e in entries] == ["tiny-broken", "tiny-trainable"]
+    assert "cannot train" in entries[0]["error"]
+    done = entries[1]
+    assert done["steps"] >= 1 and done["w_psnr"] is not None
+    assert (tmp_path / "c" / "tiny-trainable-tiny.pt").is_file()
+    assert sorted(p.name for p in (tmp_path / "c").iterdir()) == \
+        ["campaign.json", "tiny-trainable-tiny.card.json", "tiny-trainable-tiny.pt"]
+    saved = json.loads((tmp_path / "c" / "campaign.json").read_text())["methods"]
+    assert saved == json.loads(json.dumps(entries))
+    # a rerun skips what is there
+    TinyMethod.calls = 0
+    campaign("tiny-trainable", minutes=0.02, out_dir=tmp_path / "c", profile="tiny",
+             progress=False, say=lines.append)
+    assert TinyMethod.calls == 0
+    with pytest.raises(BenchError, match="positive"):
+        campaign("tiny-trainable", minutes=0, out_dir=tmp_path / "d", profile="tiny")
+    assert real_names("methods")  # the real registry was left alone
+
+
+@pytest.mark.slow
+def test_campaign_cli_trains_real_methods_at_the_tiny_profile(tmp_path, capsys):
+    from bench.__main__ import main
+
+    out = tmp_path / "campaign"
+    code = main(["train", "--method", "balujanet,udh", "--profile", "tiny", "--minutes", "0.3",
+                 "--out-dir", str(out), "--quiet"])
+    assert code == 0, capsys.readouterr()
+    entries = json.loads((out / "campaign.json").read_text())["methods"]
+    assert [e["method"] for e in entries] == ["balujanet", "udh"]
+    for entry in entries:
+        _, card = load_checkpoint(out / entry["checkpoint"])
+        assert card["profile"] == "tiny" and card["steps"] == entry["steps"] >= 1
+        assert card["training_seconds"] < 0.3 * 60  # within the whole budget
+    assert main(["train", "--method", "all", "--profile", "tiny", "--quiet"]) == 2
+    assert "--minutes" in capsys.readouterr().err
