@@ -108,7 +108,7 @@ class WengNet(VideoMethodBase):
     version = "1"
     description = "Weng 2019 video steganography: frame and temporal-residual branches"
     train_defaults = {"lr": 3e-4, "betas": (0.5, 0.999), "weight_decay": 1e-5,
-                      "batch_size": 4, "frames": 2, "steps": 1600}
+                      "batch_size": 4, "frames": 2, "steps": 1600, "precision": "bf16"}
     train_attacks = ("identity",)
 
     def build_network(self, profile: Profile) -> nn.Module:
