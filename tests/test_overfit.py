@@ -1,0 +1,28 @@
+"""The single-clip check of every trained method (``bench train --overfit``).
+
+A method that cannot reach OVERFIT_TARGET_DB (35 dB W-PSNR and V-PSNR) on one training clip
+in OVERFIT_STEPS steps is broken, not undertrained. Minutes per method on 2 CPU cores, so
+these tests carry the ``overfit`` marker and run only when asked: ``pytest -m overfit``.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from bench.checkpoints import load_checkpoint
+from bench.train import OVERFIT_STEPS, OVERFIT_TARGET_DB, train
+
+METHODS = ["balujanet", "udh", "pusnet", "safe-sd", "wengnet", "safe-sora"]
+
+
+@pytest.mark.slow
+@pytest.mark.overfit
+@pytest.mark.parametrize("method", METHODS)
+def test_method_fits_one_clip(method, tmp_path):
+    out = train(method, profile="default", overfit=True, out=tmp_path / f"{method}.pt",
+                progress=False, resume=False)
+    _, card = load_checkpoint(out)
+    assert card["steps"] == OVERFIT_STEPS
+    w, v = card["validation"]["w_psnr"], card["validation"]["v_psnr"]
+    assert w >= OVERFIT_TARGET_DB and v >= OVERFIT_TARGET_DB, \
+        f"{method}: W-PSNR {w:.2f} dB, V-PSNR {v:.2f} dB on its one clip"
