@@ -192,8 +192,10 @@ class PUSNet(PerFrameImageMethod):
     version = "1"
     description = "PUSNet: steganography hidden in a sparse denoising network (keyed weights)"
     train_defaults = {"lr": 3e-4, "betas": (0.5, 0.999), "weight_decay": 1e-5,
-                      "batch_size": 2, "frames": 2, "steps": 1500, "precision": "bf16"}
+                      "batch_size": 2, "frames": 2, "steps": 2000, "precision": "bf16"}
     train_attacks = ("identity",)
+    #: its committed checkpoint was trained on the bilinear mapping (see baselines._common)
+    logo_mapping = "bilinear"
     train_crop = 0.5
     lambda_stego: ClassVar[float] = 1.0
     reveal_weight: ClassVar[float] = 0.75

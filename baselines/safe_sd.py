@@ -138,8 +138,10 @@ class SafeSD(PerFrameImageMethod):
     version = "1"
     description = "Safe-SD stage 1 (latent fusion, logo decoder) on a small KL AE, per frame"
     train_defaults = {"lr": 3e-4, "betas": (0.5, 0.9), "weight_decay": 0.0,
-                      "batch_size": 2, "frames": 2, "steps": 1800, "precision": "bf16"}
+                      "batch_size": 2, "frames": 2, "steps": 1500, "precision": "bf16"}
     train_attacks = ("identity",)
+    #: its committed checkpoint was trained on the bilinear mapping (see baselines._common)
+    logo_mapping = "bilinear"
     reveal_weight: ClassVar[float] = 1.0
 
     def build_network(self, profile: Profile) -> nn.Module:

@@ -65,8 +65,10 @@ class UDH(PerFrameImageMethod):
     version = "1"
     description = "Universal Deep Hiding (cover-agnostic U-Net residual), per frame"
     train_defaults = {"lr": 1e-3, "betas": (0.5, 0.999), "weight_decay": 0.0,
-                      "batch_size": 4, "frames": 2, "steps": 800, "precision": "bf16"}
+                      "batch_size": 4, "frames": 2, "steps": 1500, "precision": "bf16"}
     train_attacks = ("identity",)
+    #: its committed checkpoint was trained on the bilinear mapping (see baselines._common)
+    logo_mapping = "bilinear"
 
     def build_network(self, profile: Profile) -> nn.Module:
         ngf, nhf = udh_widths(profile)

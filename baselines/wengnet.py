@@ -110,6 +110,8 @@ class WengNet(VideoMethodBase):
     train_defaults = {"lr": 3e-4, "betas": (0.5, 0.999), "weight_decay": 1e-5,
                       "batch_size": 4, "frames": 2, "steps": 1600, "precision": "bf16"}
     train_attacks = ("identity",)
+    #: its committed checkpoint was trained on the bilinear mapping (see baselines._common)
+    logo_mapping = "bilinear"
 
     def build_network(self, profile: Profile) -> nn.Module:
         ngf, nhf = wengnet_widths(profile)
@@ -203,7 +205,8 @@ class WengNet(VideoMethodBase):
             raise BenchError("wengnet trains on clips of at least 2 frames (a key frame and a "
                              "residual frame)")
         covers = frames.to(self.device, torch.float32)
-        secrets = logo_to_frame(logos.to(self.device, torch.float32), covers.shape[-2:])
+        secrets = logo_to_frame(logos.to(self.device, torch.float32), covers.shape[-2:],
+                                self.logo_mapping)
         secret_video = self._secret_video(covers, secrets)
         stego, targets, flags = self._encode(covers, secret_video)
         sent = quantise_ste(stego) if self.train_quantise else stego

@@ -32,12 +32,13 @@ PACKAGES = ("baselines", "methods", "attacks")
 
 
 class CheckpointMissing(BenchError):
-    """A checkpoint file is absent; the message names it and the command that makes it."""
+    """A checkpoint file is absent (or ``reason``: unusable); the message names it and the
+    command that makes it."""
 
-    def __init__(self, path: Path | str, command: str):
+    def __init__(self, path: Path | str, command: str, reason: str = "is missing"):
         self.path = Path(path)
         self.command = command
-        super().__init__(f"checkpoint {self.path} is missing; make it with `{command}`")
+        super().__init__(f"checkpoint {self.path} {reason}; make it with `{command}`")
 
 
 def train_command(method_name: str, profile_name: str) -> str:
@@ -182,6 +183,11 @@ def load_into(method, checkpoint: Path | str | None = "default",
         name = "PROFILE" if known is None else (known if isinstance(known, str) else known.name)
         command = train_command(method.name, name) + f" --out {path}"
     state, card = load_checkpoint(path, command)
+    trained = card.get("method_version")
+    if trained is not None and str(trained) != str(method.version):
+        # same tensors, other behaviour (e.g. another logo mapping): not this method's weights
+        raise CheckpointMissing(path, command, f"was trained for {method.name!r} version "
+                                               f"{trained}, not version {method.version}")
     fit_state(method, state, card, path, command)
     method.checkpoint = path
     return path

@@ -61,7 +61,7 @@ def _build(cls, profile=TINY):
 
 def test_logo_to_frame_matches_a_bilinear_reference():
     logo = torch.rand(1, 3, 4, 4, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
-    out = logo_to_frame(logo, (8, 8))
+    out = logo_to_frame(logo, (8, 8), "bilinear")
     # upsampling x2 with half-pixel centres: output pixel i samples input at (i + 0.5) / 2 - 0.5
     ref = np.zeros((3, 8, 8))
     src = logo[0].numpy()
@@ -92,10 +92,29 @@ def _triangle_weights(n_in: int, n_out: int) -> np.ndarray:
 
 def test_frame_to_logo_is_an_antialiased_triangle_filter():
     img = torch.rand(2, 3, 8, 12, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
-    out = frame_to_logo(img, (4, 3))
+    out = frame_to_logo(img, (4, 3), "bilinear")
     wy, wx = _triangle_weights(8, 4), _triangle_weights(12, 3)
     ref = np.einsum("oy,ncyx,px->ncop", wy, img.numpy(), wx)
     assert np.allclose(out.numpy(), ref, atol=1e-12)
+
+
+def test_block_mapping_against_numpy_repeat_and_block_means():
+    gen = torch.Generator().manual_seed(2)
+    logo = torch.rand(2, 3, 4, 6, generator=gen, dtype=torch.float64)
+    frame = logo_to_frame(logo, (8, 18))
+    assert np.array_equal(frame.numpy(), np.repeat(np.repeat(logo.numpy(), 2, axis=2), 3, axis=3))
+    img = torch.rand(2, 3, 8, 18, generator=gen, dtype=torch.float64)
+    ref = img.numpy().reshape(2, 3, 4, 2, 6, 3).mean(axis=(3, 5))
+    assert np.allclose(frame_to_logo(img, (4, 6)).numpy(), ref, atol=1e-12)
+    # exact round trip at integer ratios; the bilinear one blurs
+    assert torch.allclose(frame_to_logo(frame, (4, 6)), logo, atol=1e-12)
+    blurred = frame_to_logo(logo_to_frame(logo, (8, 18), "bilinear"), (4, 6), "bilinear")
+    assert float((blurred - logo).abs().max()) > 0.01
+    # other ratios keep shapes and range
+    odd = logo_to_frame(logo, (9, 13))
+    assert odd.shape == (2, 3, 9, 13) and frame_to_logo(odd, (4, 6)).shape == (2, 3, 4, 6)
+    with pytest.raises(BenchError, match="logo mapping"):
+        logo_to_frame(logo, (8, 8), "cubic")
 
 
 def test_mapping_round_trip_and_range():
@@ -315,7 +334,8 @@ def test_safe_sd_mark_is_the_decoded_latent_change_and_the_autoencoder_stays_fro
     network = method.network()
     with torch.no_grad():
         z = method.encode(frames[0])
-        z_logo = method.encode(logo_to_frame(logo, (64, 64))).expand(3, -1, -1, -1)
+        z_logo = method.encode(logo_to_frame(logo, (64, 64), method.logo_mapping))
+        z_logo = z_logo.expand(3, -1, -1, -1)
         fused = network.fusion(torch.cat([z, z_logo], dim=1))
         expected = frames[0] + (network.decoder(fused) - network.decoder(z)) / 2
         assert torch.allclose(method.embed(frames, logo)[0], expected.clamp(0, 1), atol=1e-5)

@@ -121,9 +121,21 @@ def test_load_into_default_path_and_none(tmp_path, monkeypatch):
 
 def test_load_into_rejects_a_network_of_another_shape(tmp_path):
     save_checkpoint(tmp_path / "w.pt", _Holder(width=4).net.state_dict(),
-                    {"method_version": "2"})
-    with pytest.raises(BenchError, match="version 2"):
+                    {"method_version": "3"})
+    with pytest.raises(BenchError, match="does not fit.*version 3"):
         load_into(_Holder(width=5), tmp_path / "w.pt")
+
+
+def test_load_into_refuses_weights_of_another_method_version(tmp_path):
+    """Same tensors, other version (another behaviour): missing, naming both versions."""
+    save_checkpoint(tmp_path / "w.pt", _Holder().net.state_dict(), {"method_version": "2"})
+    holder = _Holder()
+    with pytest.raises(CheckpointMissing, match="trained for 'tiny-net' version 2, not "
+                                                "version 3.*bench train"):
+        load_into(holder, tmp_path / "w.pt")
+    assert holder.checkpoint == "unset"
+    save_checkpoint(tmp_path / "old.pt", _Holder().net.state_dict(), {})  # no version: loads
+    assert load_into(_Holder(), tmp_path / "old.pt") == tmp_path / "old.pt"
 
 
 def test_unreadable_file_is_a_bench_error(tmp_path):

@@ -184,3 +184,18 @@ def test_campaign_cli_trains_real_methods_at_the_tiny_profile(tmp_path, capsys):
         assert card["training_seconds"] < 0.3 * 60  # within the whole budget
     assert main(["train", "--method", "all", "--profile", "tiny", "--quiet"]) == 2
     assert "--minutes" in capsys.readouterr().err
+
+
+def test_cli_bad_input_is_a_message_and_keeps_the_checkpoint(tmp_path, capsys):
+    from bench.__main__ import main
+
+    assert main(["train", "--method", "no-such-method", "--quiet"]) == 2
+    assert "no-such-method" in capsys.readouterr().err
+    out = train(TinyMethod, steps=2, out=tmp_path / "keep.pt", **SETTINGS)
+    before = out.read_bytes()
+    bad = tmp_path / "bad.state.pt"
+    bad.write_bytes(b"\x00" * 10)
+    assert main(["train", "--method", "udh", "--profile", "tiny", "--steps", "2", "--out",
+                 str(out), "--resume", str(bad), "--quiet"]) == 2
+    assert "cannot be read" in capsys.readouterr().err
+    assert out.read_bytes() == before
