@@ -51,6 +51,7 @@ class Blur(Attack):
 
     name = "blur"
     version = "1"
+    family = "paper"
     description = "Gaussian blur per frame, odd `kernel` size, OpenCV's sigma unless given"
 
     @dataclass(frozen=True)

@@ -26,6 +26,7 @@ class Erasure(Attack):
 
     name = "erasure"
     version = "1"
+    family = "paper"
     description = "one black rectangle per clip covering a fraction `area` of the frame"
 
     @dataclass(frozen=True)

@@ -127,6 +127,7 @@ class H264(Attack):
 
     name = "h264"
     version = "1"
+    family = "paper"
     description = "real H.264 round trip (libx264 via PyAV, yuv420p) at constant rate factor `crf`"
 
     @dataclass(frozen=True)

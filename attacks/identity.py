@@ -17,6 +17,7 @@ class Identity(Attack):
 
     name = "identity"
     version = "1"
+    family = "paper"
     description = "no distortion (the frames pass through unchanged)"
 
     @dataclass(frozen=True)

@@ -22,6 +22,7 @@ class Noise(Attack):
 
     name = "noise"
     version = "1"
+    family = "paper"
     description = "additive Gaussian noise of std `sigma` on [0, 1] values, clamped"
 
     @dataclass(frozen=True)

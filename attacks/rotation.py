@@ -50,6 +50,7 @@ class Rotation(Attack):
 
     name = "rotation"
     version = "1"
+    family = "paper"
     description = "rotation by `angle` degrees about the centre, bilinear, black fill"
 
     @dataclass(frozen=True)

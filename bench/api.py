@@ -139,6 +139,9 @@ class Attack(abc.ABC):
     name: ClassVar[str]
     version: ClassVar[str]
     description: ClassVar[str] = ""
+    #: the group its robustness plots share: ``paper`` (the paper's six), ``codec``,
+    #: ``geometric``, ``photometric``, ``temporal``, ``chain`` or ``other``
+    family: ClassVar[str] = "other"
     Params: ClassVar[type]
 
     def __init__(self, params: Optional[AttackParams] = None):
