@@ -30,6 +30,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from methods.safe_sora.conv import FrameConv3d
 from methods.safe_sora.mamba import Mamba
 from methods.safe_sora.sfmamba import SFMamba2D, SFMamba3D
 
@@ -54,7 +55,7 @@ class Conv3dBlock(nn.Module):
 
     def __init__(self, cin: int, cout: int):
         super().__init__()
-        self.conv = nn.Conv3d(cin, cout, 3, padding=1)
+        self.conv = FrameConv3d(cin, cout, 3, padding=1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return from_conv3d(F.gelu(self.conv(to_conv3d(x))))
@@ -112,7 +113,7 @@ class Embedder(nn.Module):
         self.blocks = nn.Sequential(
             SFMamba3D(w1, d_state=1, local_scan=local_scan, space_first=space_first),
             SFMamba3D(w1, d_state=1, local_scan=local_scan, space_first=space_first))
-        self.head = nn.Conv3d(w1, 3, 1)
+        self.head = FrameConv3d(w1, 3, 1)
         nn.init.normal_(self.head.weight, std=HEAD_INIT_STD)
         nn.init.zeros_(self.head.bias)
 

@@ -20,6 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from methods.safe_sora.conv import FrameConv3d
 from methods.safe_sora.embedder import from_conv3d, to_conv3d
 from methods.safe_sora.sfmamba import SFMamba3D
 
@@ -37,15 +38,15 @@ class Extractor(nn.Module):
         def block() -> SFMamba3D:
             return SFMamba3D(width, d_state=1, local_scan=local_scan, space_first=space_first)
 
-        self.stem = nn.Conv3d(3, width, (1, 3, 3), stride=(1, stem_stride, stem_stride),
+        self.stem = FrameConv3d(3, width, (1, 3, 3), stride=(1, stem_stride, stem_stride),
                               padding=(0, 1, 1))
         self.blocks = nn.ModuleList([block() for _ in range(4)])
         second = 2 if stem_stride == 1 else 1  # the last features at 1/4 of the frame side
         self.convs = nn.ModuleList([
-            nn.Conv3d(width, width, 3, stride=(1, 2, 2), padding=1),
-            nn.Conv3d(width, width, 3, stride=(1, second, second), padding=1),
-            nn.Conv3d(width, width, 3, padding=1)])
-        self.head = nn.Conv3d(width, 4, 1)
+            FrameConv3d(width, width, 3, stride=(1, 2, 2), padding=1),
+            FrameConv3d(width, width, 3, stride=(1, second, second), padding=1),
+            FrameConv3d(width, width, 3, padding=1)])
+        self.head = FrameConv3d(width, 4, 1)
 
     def forward(self, video: torch.Tensor, canvas_size: tuple[int, int]) -> torch.Tensor:
         t = video.shape[1]
