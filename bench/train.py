@@ -893,7 +893,7 @@ def add_train_parser(subparsers) -> None:
                         "must come from the same method, profile and settings")
     q.add_argument("--plateau-db", type=float, default=PLATEAU_DB,
                    help=f"stop when validation W-PSNR gains less than this over the last "
-                        f"{PLATEAU_WINDOW:.0%} of the steps (from step {PLATEAU_MIN_STEPS}; "
+                        f"{PLATEAU_WINDOW:.0%}% of the steps (from step {PLATEAU_MIN_STEPS}; "
                         f"default {PLATEAU_DB:g}; 0: run every step)")
     q.add_argument("--stop-after", type=int, default=None, metavar="STEP",
                    help="stop at this step of the schedule of --steps")

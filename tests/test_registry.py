@@ -68,3 +68,12 @@ def test_cli_unknown_method_fails_with_did_you_mean(capsys, tmp_path):
                  "--out", str(tmp_path / "r"), "--quiet"])
     assert code == 2
     assert "did you mean 'dct-qim'" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("command", ["list", "run", "report", "gate", "compare", "weights",
+                                     "train"])
+def test_cli_help_of_every_command_prints(command, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main([command, "--help"])
+    assert exit_info.value.code == 0
+    assert "usage:" in capsys.readouterr().out
