@@ -109,8 +109,10 @@ def robustness_grid(robustness: pd.DataFrame, attacks: list[str], path: Path,
 
 
 def _short(text: str, width: int = 90) -> str:
-    """``text`` on one line, cut to ``width`` characters."""
-    return textwrap.shorten(" ".join(str(text).split()), width=width, placeholder=" ...")
+    """``text`` on one line, folders left out of file paths, cut to ``width`` characters
+    (the report's tables keep the whole text)."""
+    text = re.sub(r"(?:/[^\s/`'\"]+)+/([^\s/`'\"]+)", r"\1", " ".join(str(text).split()))
+    return textwrap.shorten(text, width=width, placeholder=" ...")
 
 
 def heatmap_figure(values: pd.DataFrame, path: Path, absent: Optional[dict[str, str]] = None,
@@ -127,7 +129,7 @@ def heatmap_figure(values: pd.DataFrame, path: Path, absent: Optional[dict[str, 
     notes = [line for m, reason in absent.items()
              for line in textwrap.wrap(f"* {m}: {_short(reason, 2 * chars)}", chars,
                                        subsequent_indent="   ")]
-    height = max(2.5, 1.8 + 0.38 * n_rows + 0.16 * len(notes))
+    height = max(2.5, 1.8 + 0.38 * n_rows + 0.13 * len(notes))
     fig = Figure(figsize=(width, height), dpi=DPI)
     ax = fig.subplots()
     finite = data[np.isfinite(data)]
@@ -157,7 +159,7 @@ def heatmap_figure(values: pd.DataFrame, path: Path, absent: Optional[dict[str, 
                                          for m in values.index], fontsize=8)
     ax.set_title(title or f"{_METRIC_LABELS.get(metric, metric)} per method and attack",
                  fontsize=9)
-    bottom = (0.16 * len(notes) + 0.1) / height if notes else 0.0
+    bottom = (0.13 * len(notes) + 0.1) / height if notes else 0.0
     fig.tight_layout(rect=(0, min(bottom, 0.5), 1, 1))
     if notes:
         fig.text(0.01, 0.05 / height, "\n".join(notes), fontsize=7, va="bottom",
@@ -198,7 +200,7 @@ def family_figure(robustness: pd.DataFrame, family: str, attacks: list[str],
         axes[0, 0].text(0.5, 0.5, "no attack with numeric strengths", ha="center",
                         va="center", transform=axes[0, 0].transAxes)
     handles = [Line2D([], [], color=colors[m], marker="o", label=m) for m in methods]
-    handles += [Line2D([], [], linestyle="none", label=f"{m}: absent ({_short(r, 60)})")
+    handles += [Line2D([], [], linestyle="none", label=f"{m}: absent ({_short(r, 70)})")
                 for m, r in absent.items()]
     if handles:
         fig.legend(handles=handles, loc="outside right upper", fontsize=7)
