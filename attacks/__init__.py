@@ -6,6 +6,8 @@
 - ``noise``: additive Gaussian noise of std ``sigma`` on [0, 1] values, then clamped.
 - ``rotation``: rotation by ``angle`` degrees about the centre, bilinear, zero fill.
 - ``h264``: a real H.264 round trip (PyAV's libx264, in memory, yuv420p) at a ``crf``.
+- ``chain``: attacks applied left to right, ``chain(blur(3),h264(28))`` (not an entry point:
+  it is given with its parts, see bench/attack_spec.py).
 
 Every attack has an exact, seeded evaluation form (``attack(frames, generator)``) and a
 differentiable training form (``attack.train_form()``) with the same parameters. A parameter

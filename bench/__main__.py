@@ -21,6 +21,8 @@ def _cmd_list(args) -> int:
         rows = [(n, load_profile(n).description) for n in available()]
         print(tabulate(rows, headers=["profile", "description"]))
         return 0
+    if args.kind == "attacks":
+        return _list_attacks(args.pattern)
     rows = []
     for name in registry.names(args.kind, args.pattern):
         version, desc = registry.describe(args.kind, name)
@@ -29,6 +31,31 @@ def _cmd_list(args) -> int:
     checkpoint_header = [f"checkpoint ({args.profile})"] if args.kind == "methods" else []
     print(tabulate(rows, headers=[args.kind[:-1], "version", *checkpoint_header,
                                   "description"]))
+    return 0
+
+
+def _list_attacks(pattern: str) -> int:
+    """Registered attacks with their family and number of grid points, then the composed
+    ones (``chain``) under the syntax that gives them."""
+    import fnmatch
+
+    from tabulate import tabulate
+
+    from bench import registry
+
+    rows = []
+    for name in registry.names("attacks", pattern):
+        version, desc = registry.describe("attacks", name)
+        cls = registry.get("attacks", name)
+        rows.append((name, version, getattr(cls, "family", "other"), len(cls.grid()), desc))
+    for name, (_, _, syntax) in registry.COMPOSED_ATTACKS.items():
+        if fnmatch.fnmatchcase(name, pattern):
+            version, desc = registry.describe("attacks", name)
+            family = getattr(registry.get("attacks", name), "family", "other")
+            rows.append((syntax, version, family, "-", desc))
+    print(tabulate(rows, headers=["attack", "version", "family", "grid", "description"]))
+    print("\n--attacks takes all, paper (the paper's six), names and globs (every grid point), "
+          "name(args) (one setting, e.g. h264(crf=28)) and chain(...), comma-separated.")
     return 0
 
 
@@ -119,7 +146,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     q = sub.add_parser("run", help="embed, attack, extract and score")
     q.add_argument("--methods", default="all", help="all, or comma-separated names/globs")
-    q.add_argument("--attacks", default="all", help="all, or comma-separated names/globs")
+    q.add_argument("--attacks", default="all",
+                   help="all, paper, or comma-separated names/globs (every grid point), "
+                        "name(args) (one setting: h264(crf=28)) and chain(A(...),B(...))")
     q.add_argument("--profile", default="default", help="profile name or TOML path")
     q.add_argument("--source", default="generated", help="generated, or folder:PATH")
     q.add_argument("--limit", type=int, default=None, help="first N prompts only")

@@ -1,4 +1,5 @@
-"""Figures of a report: robustness vs attack strength and sample frame strips (PNG files).
+"""Figures of a report: robustness vs attack strength, a methods x attacks heat map, curves
+per attack family and sample frame strips (PNG files).
 
 Uses matplotlib's object API (``Figure`` + the Agg canvas): no pyplot global state, no
 display needed. Inputs are the tables of ``bench.report`` and the arrays of sample ``.npz``
@@ -8,17 +9,23 @@ files (``bench.results``): images ``(3, H, W)`` float in [0, 1].
 from __future__ import annotations
 
 import re
+import textwrap
 from pathlib import Path
 from typing import Optional
 
+import matplotlib
 import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
 
 DPI = 100
 DIFF_GAIN = 10.0  # amplification of |watermarked - cover| in sample strips
+MAX_LINES = 7  # method curves per axes in the family figures (more methods: more pages)
+ABSENT = "–"  # a heat map cell without a value
 
 _METRIC_LABELS = {"w_psnr": "W-PSNR (dB)", "w_ssim": "W-SSIM"}
+_X_LABELS = {"strength": "strength", "attack_bpp": "bits per pixel"}
 
 
 def safe_name(text: str) -> str:
@@ -36,36 +43,40 @@ def numeric_attacks(robustness: pd.DataFrame) -> list[str]:
 
 
 def _draw_attack(ax, robustness: pd.DataFrame, attack: str, metric: str,
-                 methods: list[str]) -> None:
-    """One axis: ``metric`` mean vs strength for ``attack``, a line + CI band per method."""
+                 methods: list[str], x: str = "strength",
+                 colors: Optional[dict[str, str]] = None, legend: bool = True) -> int:
+    """One axis: ``metric`` mean vs ``x`` (a column of the robustness table: ``strength``, or
+    ``attack_bpp`` for codecs) for ``attack``, a line + CI band per method; returns the
+    number of method lines drawn."""
     table = robustness[robustness["attack"] == attack].copy()
-    table["strength"] = pd.to_numeric(table["strength"], errors="coerce")
+    table[x] = pd.to_numeric(table[x], errors="coerce")
     drawn = 0
     for index, method in enumerate(methods):
-        part = table[(table["method"] == method) & np.isfinite(table["strength"])
-                     & np.isfinite(table[metric])].sort_values("strength")
+        part = table[(table["method"] == method) & np.isfinite(table[x])
+                     & np.isfinite(table[metric])].sort_values(x)
         if part.empty:
             continue
-        color = f"C{index % 10}"
-        x = part["strength"].to_numpy(float)
+        color = (colors or {}).get(method, f"C{index % 10}")
+        xs = part[x].to_numpy(float)
         y = part[metric].to_numpy(float)
         lo = part[f"{metric}_lo"].to_numpy(float)
         hi = part[f"{metric}_hi"].to_numpy(float)
-        ax.plot(x, y, marker="o", color=color, label=method)
-        if len(x) > 1:
-            ax.fill_between(x, lo, hi, color=color, alpha=0.2, linewidth=0)
+        ax.plot(xs, y, marker="o", color=color, label=method)
+        if len(xs) > 1:
+            ax.fill_between(xs, lo, hi, color=color, alpha=0.2, linewidth=0)
         else:  # a single grid point: a band has no width, show the interval as an error bar
-            ax.errorbar(x, y, yerr=[y - lo, hi - y], color=color, capsize=4, fmt="none")
+            ax.errorbar(xs, y, yerr=[y - lo, hi - y], color=color, capsize=4, fmt="none")
         drawn += 1
     ax.set_title(attack)
-    ax.set_xlabel("strength")
+    ax.set_xlabel(_X_LABELS.get(x, x))
     ax.set_ylabel(_METRIC_LABELS.get(metric, metric))
     ax.grid(True, alpha=0.3)
-    if drawn:
+    if drawn and legend:
         ax.legend(fontsize=7)
-    else:
+    elif not drawn:
         ax.text(0.5, 0.5, f"no {metric} values", ha="center", va="center",
                 transform=ax.transAxes)
+    return drawn
 
 
 def robustness_figure(robustness: pd.DataFrame, attack: str, path: Path,
@@ -95,6 +106,128 @@ def robustness_grid(robustness: pd.DataFrame, attacks: list[str], path: Path,
     fig.tight_layout()
     fig.savefig(path)
     return path
+
+
+def _short(text: str, width: int = 90) -> str:
+    """``text`` on one line, folders left out of file paths, cut to ``width`` characters
+    (the report's tables keep the whole text)."""
+    text = re.sub(r"(?:/[^\s/`'\"]+)+/([^\s/`'\"]+)", r"\1", " ".join(str(text).split()))
+    return textwrap.shorten(text, width=width, placeholder=" ...")
+
+
+def heatmap_figure(values: pd.DataFrame, path: Path, absent: Optional[dict[str, str]] = None,
+                   metric: str = "w_psnr", title: str = "") -> Path:
+    """A methods x attacks heat map: ``values`` has one row per method (index), one column per
+    attack setting, NaN where there is no value; cells are annotated with their number, cells
+    without one are grey and show ``ABSENT``. ``absent``: method -> why it has no values,
+    written under the map (such methods are starred)."""
+    absent = absent or {}
+    data = values.to_numpy(dtype=float) if values.size else np.full((len(values), 0), np.nan)
+    n_rows, n_cols = data.shape
+    width = max(5.0, 2.5 + 0.75 * n_cols)
+    chars = int(width * 16)  # 7-point characters on one line of the figure
+    notes = [line for m, reason in absent.items()
+             for line in textwrap.wrap(f"* {m}: {_short(reason, 2 * chars)}", chars,
+                                       subsequent_indent="   ")]
+    height = max(2.5, 1.8 + 0.38 * n_rows + 0.13 * len(notes))
+    fig = Figure(figsize=(width, height), dpi=DPI)
+    ax = fig.subplots()
+    finite = data[np.isfinite(data)]
+    vmin, vmax = (float(finite.min()), float(finite.max())) if finite.size else (0.0, 1.0)
+    if vmax <= vmin:
+        vmin, vmax = vmin - 1.0, vmax + 1.0
+    cmap = matplotlib.colormaps["viridis"].with_extremes(bad="0.85")
+    if n_rows and n_cols:
+        image = ax.imshow(np.ma.masked_invalid(data), cmap=cmap, vmin=vmin, vmax=vmax,
+                          aspect="auto", interpolation="nearest")
+        fig.colorbar(image, ax=ax, label=_METRIC_LABELS.get(metric, metric), fraction=0.04)
+        for r in range(n_rows):
+            for c in range(n_cols):
+                value = data[r, c]
+                if np.isfinite(value):
+                    light = (value - vmin) / (vmax - vmin) < 0.6
+                    ax.text(c, r, f"{value:.1f}", ha="center", va="center", fontsize=7,
+                            color="white" if light else "black")
+                else:
+                    ax.text(c, r, ABSENT, ha="center", va="center", fontsize=8, color="0.3")
+    else:
+        ax.text(0.5, 0.5, "no methods or attacks", ha="center", va="center",
+                transform=ax.transAxes)
+    ax.set_xticks(range(n_cols), labels=[str(c) for c in values.columns], rotation=50,
+                  ha="right", rotation_mode="anchor", fontsize=7)
+    ax.set_yticks(range(n_rows), labels=[f"{m} *" if m in absent else str(m)
+                                         for m in values.index], fontsize=8)
+    ax.set_title(title or f"{_METRIC_LABELS.get(metric, metric)} per method and attack",
+                 fontsize=9)
+    bottom = (0.13 * len(notes) + 0.1) / height if notes else 0.0
+    fig.tight_layout(rect=(0, min(bottom, 0.5), 1, 1))
+    if notes:
+        fig.text(0.01, 0.05 / height, "\n".join(notes), fontsize=7, va="bottom",
+                 linespacing=1.3)
+    fig.savefig(path)
+    return path
+
+
+def family_pages(methods: list[str], per_page: int = MAX_LINES) -> list[list[str]]:
+    """``methods`` in pages of at most ``per_page`` (one figure each)."""
+    return [methods[i:i + per_page] for i in range(0, len(methods), per_page)] or [[]]
+
+
+def family_figure(robustness: pd.DataFrame, family: str, attacks: list[str],
+                  methods: list[str], x_columns: Optional[dict[str, str]] = None,
+                  absent: Optional[dict[str, str]] = None, metric: str = "w_psnr",
+                  page: tuple[int, int, int] = (1, 1, 0)) -> Figure:
+    """One figure for an attack family: one axes per attack (x: ``x_columns[attack]``,
+    default ``strength``), one line per method of ``methods`` (at most ``MAX_LINES``). The
+    legend names the methods and, without a line, the ``absent`` ones with the reason.
+    ``page``: (this page, pages, methods in all) for the title when methods are split."""
+    if len(methods) > MAX_LINES:
+        raise ValueError(f"at most {MAX_LINES} methods per family figure, got {len(methods)}")
+    x_columns = x_columns or {}
+    absent = absent or {}
+    cols = min(max(len(attacks), 1), 4)
+    rows = max(1, -(-len(attacks) // cols))
+    fig = Figure(figsize=(3.6 * cols + 2.8, 3.0 * rows + 0.6), dpi=DPI, layout="constrained")
+    axes = np.atleast_2d(fig.subplots(rows, cols, squeeze=False))
+    colors = {m: f"C{i % 10}" for i, m in enumerate(methods)}
+    for i, ax in enumerate(axes.flat):
+        if i < len(attacks):
+            _draw_attack(ax, robustness, attacks[i], metric, methods,
+                         x=x_columns.get(attacks[i], "strength"), colors=colors, legend=False)
+        else:
+            ax.set_axis_off()
+    if not attacks:
+        axes[0, 0].text(0.5, 0.5, "no attack with numeric strengths", ha="center",
+                        va="center", transform=axes[0, 0].transAxes)
+    handles = [Line2D([], [], color=colors[m], marker="o", label=m) for m in methods]
+    handles += [Line2D([], [], linestyle="none", label=f"{m}: absent ({_short(r, 70)})")
+                for m, r in absent.items()]
+    if handles:
+        fig.legend(handles=handles, loc="outside right upper", fontsize=7)
+    number, pages, total = page
+    split = f" (methods {(number - 1) * MAX_LINES + 1}-{(number - 1) * MAX_LINES + len(methods)}"\
+        f" of {total}, page {number} of {pages})" if pages > 1 else ""
+    fig.suptitle(f"{_METRIC_LABELS.get(metric, metric)}, {family} attacks{split}", fontsize=10)
+    return fig
+
+
+def family_figures(robustness: pd.DataFrame, family: str, attacks: list[str],
+                   methods: list[str], out_dir: Path,
+                   x_columns: Optional[dict[str, str]] = None,
+                   absent: Optional[dict[str, str]] = None,
+                   metric: str = "w_psnr") -> list[Path]:
+    """``robustness_family_<family>.png`` (and ``_2``, ``_3``, ... when there are more than
+    ``MAX_LINES`` methods: each page its own methods, every absent one listed on each)."""
+    pages = family_pages(methods)
+    paths = []
+    for number, chunk in enumerate(pages, start=1):
+        suffix = "" if number == 1 else f"_{number}"
+        path = Path(out_dir) / f"robustness_family_{safe_name(family)}{suffix}.png"
+        fig = family_figure(robustness, family, attacks, chunk, x_columns, absent, metric,
+                            page=(number, len(pages), len(methods)))
+        fig.savefig(path)
+        paths.append(path)
+    return paths
 
 
 def _to_image(array: Optional[np.ndarray]) -> Optional[np.ndarray]:
@@ -154,5 +287,6 @@ def sample_strip(method: str, samples: list[tuple[str, dict]], path: Path) -> Pa
     return path
 
 
-__all__ = ["numeric_attacks", "robustness_figure", "robustness_grid", "safe_name",
+__all__ = ["MAX_LINES", "family_figure", "family_figures", "family_pages", "heatmap_figure",
+           "numeric_attacks", "robustness_figure", "robustness_grid", "safe_name",
            "sample_strip", "strip_panels"]

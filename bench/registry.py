@@ -3,12 +3,17 @@
 Groups: ``bench.methods``, ``bench.attacks``, ``bench.metrics``, ``bench.sources``. A plugin is a
 pip-installable package that declares entry points in these groups; nothing else is needed.
 Entry points load lazily; unknown names fail with a did-you-mean list.
+
+Attacks built from other attacks (``chain``, attacks/chain.py) are known here by name but
+are not entry points: they have no setting without their parts, so ``names`` and ``all``
+leave them out and they are given with their parts on ``--attacks`` (bench/attack_spec.py).
 """
 
 from __future__ import annotations
 
 import difflib
 import fnmatch
+import importlib
 from functools import lru_cache
 from importlib.metadata import entry_points
 from typing import Any
@@ -16,6 +21,10 @@ from typing import Any
 from bench.api import BenchError
 
 KINDS = ("methods", "attacks", "metrics", "sources")
+#: attacks made of other attacks: name -> (module, class, the syntax ``bench list`` shows)
+COMPOSED_ATTACKS = {"chain": ("attacks.chain", "Chain", "chain(A(...),B(...),...)")}
+#: the family of the paper's six attacks (``--attacks paper``)
+PAPER_FAMILY = "paper"
 
 
 @lru_cache(maxsize=None)
@@ -39,8 +48,12 @@ def names(kind: str, pattern: str = "*") -> list[str]:
 def get(kind: str, name: str) -> Any:
     """The object registered under ``name`` (a class or factory); did-you-mean on a miss."""
     eps = _entry_points(kind)
+    if kind == "attacks" and name in COMPOSED_ATTACKS:
+        module, attr, _ = COMPOSED_ATTACKS[name]
+        return getattr(importlib.import_module(module), attr)
     if name not in eps:
-        close = difflib.get_close_matches(name, list(eps), n=3, cutoff=0.5)
+        known = list(eps) + (list(COMPOSED_ATTACKS) if kind == "attacks" else [])
+        close = difflib.get_close_matches(name, known, n=3, cutoff=0.5)
         hint = f"; did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
         raise BenchError(f"unknown {kind[:-1]} {name!r}{hint} (known: {', '.join(sorted(eps))})")
     try:
@@ -49,13 +62,46 @@ def get(kind: str, name: str) -> Any:
         raise BenchError(f"{kind[:-1]} {name!r} failed to load: {exc}") from exc
 
 
+def split_list(spec: str) -> list[str]:
+    """The entries of a comma-separated list; commas inside parentheses or quotes do not
+    split (``blur,chain(blur(3),noise(0.05))`` is two entries)."""
+    from bench.attack_spec import split_entries
+
+    return split_entries(spec)
+
+
+def family_names(family: str) -> list[str]:
+    """Registered attacks whose ``family`` is ``family``, sorted."""
+    return [n for n in names("attacks") if getattr(get("attacks", n), "family", "") == family]
+
+
 def resolve(kind: str, spec: str) -> list[str]:
-    """``all`` or ``A,B`` (globs allowed) -> the list of names; unknown names raise."""
+    """``all`` or ``A,B`` (globs allowed) -> the list of names; unknown names raise.
+
+    For attacks also ``paper`` (the attacks of family ``paper``) and entries ``name(args)``
+    or ``chain(...)``, which are checked whole and give their name; the settings they stand
+    for come from ``bench.attack_spec.attack_groups``."""
     if spec.strip() in ("all", "*"):
         return names(kind)
     out: list[str] = []
-    for part in (p.strip() for p in spec.split(",") if p.strip()):
-        matched = names(kind, part) if any(c in part for c in "*?[") else [part]
+    for part in split_list(spec):
+        if part == "all":
+            matched = names(kind)
+        elif kind == "attacks" and part == PAPER_FAMILY:
+            matched = family_names(PAPER_FAMILY)
+        elif any(c in part for c in "()'\"="):
+            if kind != "attacks":
+                raise BenchError(f"{kind} take no arguments: {part!r}")
+            from bench.attack_spec import build_call, parse_call
+
+            matched = [build_call(parse_call(part)).name]  # validates the whole entry
+        elif any(c in part for c in "*?["):
+            matched = names(kind, part)
+        elif kind == "attacks" and part in COMPOSED_ATTACKS:
+            raise BenchError(f"attack {part!r} needs its parts: "
+                             f"{COMPOSED_ATTACKS[part][2]}, e.g. chain(blur(3),h264(28))")
+        else:
+            matched = [part]
         if not matched:
             raise BenchError(f"no {kind} match {part!r}")
         for name in matched:

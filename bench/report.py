@@ -3,7 +3,11 @@
 Outputs (in ``out_dir``): ``table1.csv`` / ``table1.md`` (the paper's Table 1: watermark
 fidelity and video quality per method, with the paper's figures beside), ``robustness.csv`` /
 ``robustness.md`` (W-PSNR, W-SSIM per method and attack setting), ``robustness_<attack>.png``
-per attack with numeric strengths, ``robustness_grid.png``, ``samples_<method>.png``,
+per attack with numeric strengths, ``robustness_grid.png``, ``robustness_heatmap.png`` /
+``robustness_heatmap.csv`` (mean W-PSNR per method and attack at its default setting, each
+chain as given), ``robustness_family_<family>.png`` (W-PSNR vs strength, or bits per pixel
+for codecs when the rows have ``attack_bpp``, one axes per attack of the family, at most
+seven methods a figure: ``_2``, ``_3`` ... hold the others), ``samples_<method>.png``,
 ``ablation.csv`` (Safe-Sora variants beside the paper's ablation, bench/ablation.py),
 ``training.csv`` (the training summary, bench/training_summary.py) and ``README.md`` (the
 report). Every mean comes with a 95% percentile-bootstrap CI over videos
@@ -22,7 +26,7 @@ import numpy as np
 import pandas as pd
 from tabulate import tabulate
 
-from bench import metrics, plots
+from bench import metrics, plots, registry
 from bench.ablation import ABLATION_LEGEND, ablation_markdown, ablation_table
 from bench.api import BenchError
 from bench.gate import version_text
@@ -68,6 +72,10 @@ TABLE1_COLUMNS = [
 ]
 ROBUSTNESS_METRICS = ("w_psnr", "w_ssim", "patch_acc")
 NOT_APPLICABLE = "n/a"
+HEATMAP_METRIC = "w_psnr"
+#: the order of the family figures (bench.api.Attack.family); other families follow by name
+FAMILY_ORDER = ("paper", "codec", "geometric", "photometric", "temporal", "chain", "other")
+BPP = "attack_bpp"  # a row column some codec attacks may fill: the x-axis of their curves
 WATERMARK_METRICS = ("w_psnr", "w_ssim")  # taken from the identity attack in Table 1
 
 
@@ -88,7 +96,7 @@ class Notes:
 def prepare_rows(rows: pd.DataFrame) -> pd.DataFrame:
     """A copy of ``rows`` with metric and strength columns as floats (bad cells -> NaN)."""
     rows = rows.copy()
-    for column in [*metrics.ROW_COLUMNS, "strength"]:
+    for column in [*metrics.ROW_COLUMNS, "strength", *([BPP] if BPP in rows.columns else [])]:
         rows[column] = pd.to_numeric(rows[column], errors="coerce")
     for column in ("method", "attack", "attack_params", "video_id", "status"):
         rows[column] = rows[column].astype(str)
@@ -253,11 +261,13 @@ def _mark_best(table: pd.DataFrame, col: Column,
 def robustness_table(results: Results) -> pd.DataFrame:
     """W-PSNR and W-SSIM per method x attack setting (``attack_params``).
 
-    Columns: ``method``, ``attack``, ``attack_params``, ``strength``, ``n_videos`` (videos
-    with a non-error row), ``errors`` (error rows), and per metric ``KEY``, ``KEY_lo``,
-    ``KEY_hi``, ``KEY_n``. Attacks in order of first appearance, settings by strength.
+    Columns: ``method``, ``attack``, ``attack_params``, ``strength``, ``attack_bpp`` (mean
+    over videos, only when the rows have that column), ``n_videos`` (videos with a non-error
+    row), ``errors`` (error rows), and per metric ``KEY``, ``KEY_lo``, ``KEY_hi``, ``KEY_n``.
+    Attacks in order of first appearance, settings by strength.
     """
     rows = prepare_rows(results.rows)
+    has_bpp = BPP in rows.columns
     records = []
     for method in _in_order(rows["method"]):
         mine = rows[rows["method"] == method]
@@ -275,6 +285,9 @@ def robustness_table(results: Results) -> pd.DataFrame:
                 record = {"method": method, "attack": attack, "attack_params": params,
                           "strength": strength, "n_videos": int(ok["video_id"].nunique()),
                           "errors": int((group["status"] == "error").sum())}
+                if has_bpp:
+                    bpp = ok[BPP].dropna()
+                    record[BPP] = float(bpp.mean()) if len(bpp) else math.nan
                 for metric in ROBUSTNESS_METRICS:
                     summary = _summary(per_video(group, metric))
                     record[metric] = summary["mean"]
@@ -282,10 +295,160 @@ def robustness_table(results: Results) -> pd.DataFrame:
                     record[f"{metric}_hi"] = summary["hi"]
                     record[f"{metric}_n"] = summary["n"]
                 records.append(record)
-    columns = ["method", "attack", "attack_params", "strength", "n_videos", "errors"]
+    columns = ["method", "attack", "attack_params", "strength", *([BPP] if has_bpp else []),
+               "n_videos", "errors"]
     for metric in ROBUSTNESS_METRICS:
         columns += [metric, f"{metric}_lo", f"{metric}_hi", f"{metric}_n"]
     return pd.DataFrame.from_records(records, columns=columns)
+
+
+def attack_family(attack: str) -> str:
+    """The ``family`` of a registered attack (``chain`` for chains); ``other`` for one that
+    is not registered here."""
+    try:
+        return str(getattr(registry.get("attacks", attack), "family", "other") or "other")
+    except BenchError:
+        return "other"
+
+
+def _default_setting(attack: str) -> str | None:
+    """The canonical name of a registered attack's default setting (its first grid point),
+    or None (not registered, or no grid: a chain is the settings it is given with)."""
+    try:
+        cls = registry.get("attacks", attack)
+        grid = cls.grid()
+        return cls(grid[0]).canonical if grid else None
+    except Exception:  # a plugin that cannot be built here: fall back to the run's order
+        return None
+
+
+def heatmap_settings(rows: pd.DataFrame) -> list[str]:
+    """The heat map's columns (``attack_params``), attacks in run order: an attack's default
+    setting when the run has it, else its first setting in the run; every chain as given."""
+    out: list[str] = []
+    for attack in _in_order(rows["attack"]):
+        params = _in_order(rows.loc[rows["attack"] == attack, "attack_params"])
+        default = _default_setting(attack)
+        if default is None and attack_family(attack) == "chain":
+            out.extend(params)
+        else:
+            out.append(default if default in params else params[0])
+    return out
+
+
+def absent_reason(group: pd.DataFrame, metric: str = HEATMAP_METRIC) -> str:
+    """Why ``group`` (rows of one method) has no ``metric`` value: ``not run``, the error of
+    its error rows, or the reason its ``unavailable`` rows give (a missing checkpoint, ...)."""
+    if group.empty:
+        return "not run"
+    errors = group[group["status"] == "error"]
+    if len(errors) == len(group):
+        return "error: " + (str(errors["error"].iloc[0]) or "(no message)")
+    reasons = metric_reasons(group)
+    return "; ".join(reasons.get(metric, []) or reasons.get("", [])) or f"no {metric} value"
+
+
+def _absent_text(missing: dict[str, str], settings: int) -> str:
+    """The ``absent`` cell of a heat map row: ``reason`` when every setting lacks a value for
+    one reason, else ``setting, setting: reason; ...``."""
+    grouped: dict[str, list[str]] = {}
+    for params, reason in missing.items():
+        grouped.setdefault(reason, []).append(params)
+    if len(grouped) == 1 and len(missing) == settings:
+        return next(iter(grouped))
+    return "; ".join(f"{', '.join(params)}: {reason}" for reason, params in grouped.items())
+
+
+def heatmap_table(results: Results, robustness: pd.DataFrame | None = None) -> pd.DataFrame:
+    """The robustness heat map as a table: one row per method (run order), ``method``, one
+    column per setting of ``heatmap_settings`` holding the mean W-PSNR over videos (NaN when
+    the method has no value there: never a number in its place) and ``absent`` (why cells
+    are empty; empty when none is)."""
+    rows = prepare_rows(results.rows)
+    robustness = robustness if robustness is not None else robustness_table(results)
+    settings = heatmap_settings(rows)
+    records = []
+    for method in _in_order(rows["method"]):
+        mine = robustness[robustness["method"] == method].set_index("attack_params")
+        record: dict = {"method": method}
+        missing = {}
+        for params in settings:
+            value = math.nan
+            if params in mine.index and int(mine.loc[params, f"{HEATMAP_METRIC}_n"]) > 0:
+                value = float(mine.loc[params, HEATMAP_METRIC])
+            record[params] = value
+            if not math.isfinite(value):
+                group = rows[(rows["method"] == method) & (rows["attack_params"] == params)]
+                missing[params] = absent_reason(group)
+        record["absent"] = _absent_text(missing, len(settings))
+        records.append(record)
+    return pd.DataFrame.from_records(records, columns=["method", *settings, "absent"])
+
+
+def heatmap_markdown(table: pd.DataFrame) -> str:
+    """The heat map table in markdown: numbers to 2 decimals, ``–`` where absent."""
+    settings = [c for c in table.columns if c not in ("method", "absent")]
+    body = []
+    for _, row in table.iterrows():
+        cells = [MISSING if not math.isfinite(row[p]) else format_number(row[p], 2)
+                 for p in settings]
+        body.append([row["method"], *cells])
+    return tabulate(body, headers=["method", *settings], tablefmt="github",
+                    disable_numparse=True)
+
+
+def _family_order(families) -> list[str]:
+    known = [f for f in FAMILY_ORDER if f in families]
+    return known + sorted(f for f in families if f not in FAMILY_ORDER)
+
+
+def _has_point(table: pd.DataFrame, x: str) -> bool:
+    """Whether ``table`` (robustness rows) has a point to draw: finite ``x`` and W-PSNR."""
+    xs = pd.to_numeric(table[x], errors="coerce").to_numpy(float)
+    ys = pd.to_numeric(table[HEATMAP_METRIC], errors="coerce").to_numpy(float)
+    return bool((np.isfinite(xs) & np.isfinite(ys)).any())
+
+
+def family_curves(results: Results, robustness: pd.DataFrame, out_dir: Path
+                  ) -> tuple[list[Path], list[str]]:
+    """``robustness_family_<family>.png`` per family with an attack of numeric strength
+    (bits per pixel for codec attacks when the rows have ``attack_bpp``): (paths, families
+    left out for lack of numeric strengths). Methods without a value in a family are drawn
+    as absent, with the reason, in its legend."""
+    if robustness.empty:
+        return [], []
+    rows = prepare_rows(results.rows)
+    methods = _in_order(rows["method"])
+    by_family: dict[str, list[str]] = {}
+    for attack in _in_order(robustness["attack"]):
+        by_family.setdefault(attack_family(attack), []).append(attack)
+    paths, skipped = [], []
+    for family in _family_order(by_family):
+        attacks, x_columns = [], {}
+        for attack in by_family[family]:
+            mine = robustness[robustness["attack"] == attack]
+            x = "strength"
+            if family == "codec" and BPP in mine.columns and np.isfinite(
+                    pd.to_numeric(mine[BPP], errors="coerce")).any():
+                x = BPP
+            if np.isfinite(pd.to_numeric(mine[x], errors="coerce")).any():
+                attacks.append(attack)
+                x_columns[attack] = x
+        if not attacks:
+            skipped.append(family)
+            continue
+        table = robustness[robustness["attack"].isin(attacks)]
+        available, absent = [], {}
+        for method in methods:
+            mine = table[table["method"] == method]
+            if any(_has_point(mine[mine["attack"] == a], x_columns[a]) for a in attacks):
+                available.append(method)
+            else:
+                theirs = rows[(rows["method"] == method) & rows["attack"].isin(attacks)]
+                absent[method] = absent_reason(theirs)
+        paths.extend(plots.family_figures(table, family, attacks, available, out_dir,
+                                          x_columns, absent))
+    return paths, skipped
 
 
 def error_summary(rows: pd.DataFrame) -> tuple[int, list[tuple[str, int, str]]]:
@@ -394,6 +557,21 @@ ROBUSTNESS_LEGEND = (
     "[95% bootstrap CI]. PATCH-ACC: fraction of logo patches placed back at their own "
     f"position; {NOT_APPLICABLE} for methods that report no patch positions "
     f"({metrics.NO_POSITIONS_REASON}).")
+
+
+HEATMAP_LEGEND = (
+    "Mean W-PSNR (dB) over videos per method (rows) and attack (columns): each attack at its "
+    "default setting (the first point of its grid: the paper's setting for the paper's six), "
+    "each chain as given. `–`: no value, never a number in its place; `robustness_heatmap.csv` "
+    "gives the values and, in `absent`, why a method has none (a missing checkpoint, error "
+    "rows, not run).")
+
+FAMILY_LEGEND = (
+    "W-PSNR vs strength per attack family (bits per pixel for codec attacks when the rows "
+    "record `attack_bpp`), one axes per attack with numeric strengths, one line per method "
+    f"with its 95% CI band; at most {plots.MAX_LINES} methods a figure (more: further pages "
+    "`_2`, `_3`, ... each saying which methods it holds). Methods without values are listed "
+    "as absent in the legend, with the reason.")
 
 
 # --------------------------------------------------------------------------- figures
@@ -575,6 +753,14 @@ def build_report(results_dir: str | Path, out_dir: str | Path,
 
     robustness_pngs, strips, problems = build_figures(results, robustness, out)
     written.extend(robustness_pngs + strips)
+    heatmap = heatmap_table(results, robustness)
+    write("robustness_heatmap.csv", heatmap.to_csv(index=False))
+    heat_values = heatmap.set_index("method").drop(columns="absent").astype(float)
+    heat_absent = {m: a for m, a in zip(heatmap["method"], heatmap["absent"], strict=True) if a}
+    heatmap_png = plots.heatmap_figure(heat_values, out / "robustness_heatmap.png", heat_absent)
+    written.append(heatmap_png)
+    family_pngs, no_curves = family_curves(results, robustness, out)
+    written.extend(family_pngs)
 
     parts = [
         "# safesora-bench report", "", *_partial_markdown(incomplete),
@@ -591,6 +777,16 @@ def build_report(results_dir: str | Path, out_dir: str | Path,
         parts += [f"![{p.stem}]({p.name})" for p in robustness_pngs] + [""]
     else:
         parts += ["No attack with numeric strengths: no robustness plots.", ""]
+    parts += ["### Robustness heat map", "", HEATMAP_LEGEND, "",
+              f"![{heatmap_png.stem}]({heatmap_png.name})", "", heatmap_markdown(heatmap), ""]
+    if heat_absent:
+        parts += [f"- **{m}** absent: {reason}" for m, reason in heat_absent.items()] + [""]
+    parts += ["### W-PSNR per attack family", "", FAMILY_LEGEND, ""]
+    parts += [f"![{p.stem}]({p.name})" for p in family_pngs] + [""]
+    if no_curves:
+        parts += [f"No curves for the {', '.join(no_curves)} famil"
+                  f"{'y' if len(no_curves) == 1 else 'ies'}: no attack there has a numeric "
+                  "strength.", ""]
     if strips:
         parts += ["## Samples", "",
                   "Cover, watermarked, |watermarked - cover| x10 (clipped), attacked frame, "
@@ -602,5 +798,6 @@ def build_report(results_dir: str | Path, out_dir: str | Path,
     return written
 
 
-__all__ = ["build_report", "error_summary", "format_cell", "metric_reasons", "quality_table",
+__all__ = ["absent_reason", "attack_family", "build_report", "error_summary", "family_curves",
+           "format_cell", "heatmap_settings", "heatmap_table", "metric_reasons", "quality_table",
            "robustness_table", "table1_markdown"]

@@ -38,6 +38,7 @@ from bench.api import (
     TrainableMethod,
     check_device,
 )
+from bench.attack_spec import attack_groups, unique
 from bench.profiles import load_profile
 from bench.results import (
     ROW_COLUMNS,
@@ -104,16 +105,21 @@ def build_source(spec: str, profile: Profile, seed: int, limit: Optional[int]):
 
 
 def build_attacks(spec: str) -> list[Attack]:
-    """Every grid point of every chosen attack, as attack instances."""
-    out = []
-    for name in registry.resolve("attacks", spec):
-        cls = registry.get("attacks", name)
-        out.extend(cls(params) for params in cls.grid())
-    return out
+    """Every setting an attack spec names (bench/attack_spec.py: ``all``, ``paper``, names,
+    globs, ``name(args)``, ``chain(...)``), as attack instances, repeated settings once."""
+    return unique(a for group in attack_groups(spec) for a in group)
+
+
+def first_settings(spec: str) -> list[Attack]:
+    """The setting of each attack entry that every video gets under ``curve_videos``: an
+    attack's paper setting (the first point of its grid) for a name, glob, ``all`` or
+    ``paper``; the one setting of ``name(args)`` or ``chain(...)``."""
+    return unique(group[0] for group in attack_groups(spec) if group)
 
 
 def is_paper_setting(attack: Attack) -> bool:
-    """Whether ``attack`` is its attack's paper setting (the first point of its grid)."""
+    """Whether ``attack`` is its attack's paper setting (the first point of its grid); a
+    chain, which has no grid, is its own."""
     grid = type(attack).grid()
     return not grid or attack.params == grid[0]
 
@@ -252,10 +258,13 @@ class Runner:
         self.config = config
         self.device = check_device(config.device)
         self.profile = load_profile(config.profile)
+        # the attack spec first: a mistyped attack fails before any checkpoint is loaded
+        groups = attack_groups(config.attacks)
+        self.attacks = unique(a for group in groups for a in group)
+        firsts = {group[0].canonical for group in groups if group}
+        self.paper_attacks = [a for a in self.attacks if a.canonical in firsts]
         self.methods = (methods if methods is not None
                         else build_methods(config.methods, self.profile, self.device))
-        self.attacks = build_attacks(config.attacks)
-        self.paper_attacks = [a for a in self.attacks if is_paper_setting(a)]
         self.source = build_source(config.source, self.profile, config.seed, config.limit)
         self.cache = Cache(config.cache_dir)
         self.cache.check_usable()
@@ -284,7 +293,9 @@ class Runner:
 
     def attacks_for(self, index: int) -> list[Attack]:
         """The attack settings of the ``index``-th video: every strength for the first
-        ``profile.curve_videos`` videos (all when 0), the paper settings for the others."""
+        ``profile.curve_videos`` videos (all when 0), the first setting of each attack entry
+        for the others (``first_settings``: an attack's paper setting, the one setting of
+        ``name(args)`` or of a chain)."""
         limit = self.profile.curve_videos
         if limit <= 0 or index < limit:
             return self.attacks

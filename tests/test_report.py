@@ -93,7 +93,8 @@ def test_report_files_and_table1_values(tmp_path):
     names = {p.name for p in written}
     for name in ("table1.csv", "table1.md", "robustness.csv", "robustness.md", "README.md",
                  "robustness_blur.png", "robustness_h264.png", "robustness_grid.png",
-                 "samples_dct-qim.png", "samples_safe-sora.png"):
+                 "robustness_heatmap.png", "robustness_heatmap.csv",
+                 "robustness_family_paper.png", "samples_dct-qim.png", "samples_safe-sora.png"):
         assert name in names, name
         assert (out / name).stat().st_size > 0
     assert "robustness_identity.png" not in names  # identity has no numeric strength

@@ -285,3 +285,33 @@ def test_training_info_reports_totals_of_a_warm_start_chain(tmp_path):
     plain = save_checkpoint(tmp_path / "plain.pt", fresh.network().state_dict(), {"steps": 3})
     assert "init_method" not in method_training_info(BalujaNet(TINY, "cpu",
                                                                checkpoint=str(plain)))
+
+
+def test_chains_and_single_settings_go_to_every_video_and_are_cached(tmp_path):
+    """Under curve_videos the videos past the first get each entry's first setting: an
+    attack's paper setting for a bare name, the one setting of name(args) and of a chain;
+    chain rows carry the parts' versions and come from the cache on a rerun."""
+    profile = tmp_path / "curves.toml"
+    profile.write_text('name = "curves"\nframes = 16\nheight = 64\nwidth = 64\nlogo_size = 32\n'
+                       'curve_videos = 1\n')
+    chain = "chain(blur(kernel=3),noise(sigma=0.05))"
+    config = _config(tmp_path, profile=str(profile), methods="identity",
+                     attacks="blur,noise(0.1),chain(blur(3),noise(sigma=5e-2))")
+    first = run(config)
+    rows = load_results(tmp_path / "out").rows
+    one, two = sorted(rows["video_id"].unique())
+    assert sorted(rows[rows.video_id == one]["attack_params"]) == sorted(
+        ["blur(kernel=3)", "blur(kernel=5)", "blur(kernel=7)", "noise(sigma=0.1)", chain])
+    assert sorted(rows[rows.video_id == two]["attack_params"]) == sorted(
+        ["blur(kernel=5)", "noise(sigma=0.1)", chain])
+    chained = rows[rows.attack_params == chain]
+    assert set(chained["attack"]) == {"chain"} and set(chained["attack_version"]) == {"1(1,1)"}
+    assert set(chained["status"]) <= {"ok", "unavailable"}
+    assert chained["strength"].isna().all()
+    assert first.computed_rows == len(rows) == 8
+    # another spelling of the same chain is the same setting: nothing is recomputed
+    again = run(_config(tmp_path, profile=str(profile), methods="identity",
+                        attacks=f"blur,noise(sigma=0.1),{chain}", out=tmp_path / "o2"))
+    assert again.computed_rows == 5  # only the first (sample) clip's rows are redone
+    rerun = load_results(tmp_path / "o2").rows
+    pd.testing.assert_series_equal(rows["w_psnr"], rerun["w_psnr"])
