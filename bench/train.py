@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+import os
 import random
 import sys
 import time
@@ -271,12 +272,8 @@ class TrainingData:
         ``render_seed``: from the on-disk bank when ``renders`` is set, else rendered."""
         if self.renders is None:
             return to_uint8(self._clip(index, render_seed).frames)
-        from bench.store import default_cache_dir
-
         p = self.profile
-        folder = (default_cache_dir() / "training-clips" /
-                  f"{p.name}-{p.frames}x{p.height}x{p.width}-v{_generator_version()}")
-        path = folder / f"{self._ids[index]}-{render_seed}.pt"
+        path = self._bank_folder() / f"{self._ids[index]}-{render_seed}.pt"
         if path.is_file():
             try:
                 frames = torch.load(path, map_location="cpu", weights_only=True)
@@ -295,15 +292,10 @@ class TrainingData:
         atomic_write_bytes(path, buffer.getvalue())
         return frames
 
-    def batch(self, step: int, batch_size: int) -> tuple[torch.Tensor, torch.Tensor, list[str]]:
-        """``(frames (B, T, 3, H, W), logos (B, 3, h, w), ids)`` of a step, on the CPU."""
-        if self.overfit:
-            clip, logo = self.validation()[0]
-            window = clip.frames[:self.frames]
-            return (window[None].expand(batch_size, *window.shape).clone(),
-                    logo[None].expand(batch_size, *logo.shape).clone(), [clip.id] * batch_size)
+    def _draws(self, step: int, batch_size: int) -> list[tuple[int, int, int, int]]:
+        """``(prompt index, render seed, logo index, first frame)`` of each item of a step."""
         gen = torch.Generator().manual_seed(derive_seed(self.seed, "data", step))
-        videos, logos, ids = [], [], []
+        draws = []
         for _ in range(batch_size):
             index = self.train_indices[int(torch.randint(len(self.train_indices), (1,),
                                                           generator=gen))]
@@ -311,6 +303,53 @@ class TrainingData:
             logo_index = int(torch.randint(TRAIN_LOGOS, (1,), generator=gen))
             start = int(torch.randint(self.profile.frames - self.frames + 1, (1,),
                                       generator=gen))
+            draws.append((index, render_seed, logo_index, start))
+        return draws
+
+    def missing_renders(self, start: int, stop: int, batch_size: int) -> list[tuple[int, int]]:
+        """``(prompt index, render seed)`` of the clip-bank entries that steps
+        ``start .. stop - 1`` draw and that are not on disk yet, each once, in draw order."""
+        if self.renders is None or self.overfit:
+            return []
+        folder, seen, out = self._bank_folder(), set(), []
+        for step in range(start, stop):
+            for index, seed, _, _ in self._draws(step, batch_size):
+                if (index, seed) not in seen:
+                    seen.add((index, seed))
+                    if not (folder / f"{self._ids[index]}-{seed}.pt").is_file():
+                        out.append((index, seed))
+        return out
+
+    def warm(self, entries: list[tuple[int, int]], processes: int) -> None:
+        """Render clip-bank ``entries`` (from ``missing_renders``) in ``processes`` processes,
+        so a step then reads its covers from disk and a time budget measures training alone
+        (a render costs about 1.1 s at the ``default`` profile, more than most steps)."""
+        if processes <= 1 or len(entries) <= 1:
+            for index, seed in entries:
+                self._cover(index, seed)
+            return
+        from concurrent.futures import ProcessPoolExecutor
+
+        with ProcessPoolExecutor(processes, initializer=torch.set_num_threads,
+                                 initargs=(1,)) as pool:
+            list(pool.map(_render_into_bank, [(self, i, s) for i, s in entries], chunksize=4))
+
+    def _bank_folder(self) -> Path:
+        from bench.store import default_cache_dir
+
+        p = self.profile
+        return (default_cache_dir() / "training-clips" /
+                f"{p.name}-{p.frames}x{p.height}x{p.width}-v{_generator_version()}")
+
+    def batch(self, step: int, batch_size: int) -> tuple[torch.Tensor, torch.Tensor, list[str]]:
+        """``(frames (B, T, 3, H, W), logos (B, 3, h, w), ids)`` of a step, on the CPU."""
+        if self.overfit:
+            clip, logo = self.validation()[0]
+            window = clip.frames[:self.frames]
+            return (window[None].expand(batch_size, *window.shape).clone(),
+                    logo[None].expand(batch_size, *logo.shape).clone(), [clip.id] * batch_size)
+        videos, logos, ids = [], [], []
+        for index, render_seed, logo_index, start in self._draws(step, batch_size):
             frames = self._cover(index, render_seed)
             videos.append(frames[start:start + self.frames].float() / 255)
             logos.append(self._logo(logo_index))
@@ -331,6 +370,11 @@ class TrainingData:
                 items.append((clip, self._logo(logo_index)))
             self._validation = items
         return self._validation
+
+
+def _render_into_bank(job: tuple[TrainingData, int, int]) -> None:
+    data, index, render_seed = job
+    data._cover(index, render_seed)
 
 
 class _StepBatches(torch.utils.data.Dataset):
@@ -658,6 +702,12 @@ def train(method_name, profile: str | Profile = "default", steps: Optional[int] 
     log = _Logger(progress, steps, start_step, method.name)
     if start_step:
         log.write(f"resuming {method.name} from step {start_step} ({state_file})")
+    missing = data.missing_renders(start_step, int(stop_after or steps), batch_size)
+    if missing:  # rendered ahead, in parallel, outside the time budget
+        warm_began = time.perf_counter()
+        data.warm(missing, max(1, min(os.cpu_count() or 1, 4)))
+        log.write(f"rendered {len(missing)} training clips into the clip bank in "
+                  f"{time.perf_counter() - warm_began:.0f} s")
     network.train()
     step = start_step
     batches = _batches(data, start_step, steps, batch_size, 0 if overfit else workers)

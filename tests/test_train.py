@@ -502,3 +502,28 @@ def test_overfit_mode_writes_under_the_cache_and_gives_a_verdict(tmp_path, fast_
                         if name == "tiny-trainable" else real_get(kind, name))
     assert main(["train", "--method", "tiny-trainable", "--profile", "tiny", "--steps", "2",
                  "--overfit", "--quiet", "--frames", "4"]) == 1
+
+
+def test_warm_renders_what_the_steps_draw_once(fast_data):
+    data = TrainingData(PROFILE, seed=6, frames=4, renders=2)
+    needed = data.missing_renders(0, 30, 4)
+    assert len(needed) == len(set(needed)) > 0
+    data.warm(needed, 1)
+    assert len(fast_data) == len(needed)
+    assert data.missing_renders(0, 30, 4) == []
+    for step in range(30):
+        data.batch(step, 4)
+    assert len(fast_data) == len(needed)  # every cover of those steps came from the bank
+    assert TrainingData(PROFILE, seed=6, overfit=True).missing_renders(0, 30, 4) == []
+
+
+@pytest.mark.slow
+def test_warm_in_processes_writes_what_one_process_renders():
+    data = TrainingData(PROFILE, seed=8, renders=1)
+    jobs = data.missing_renders(0, 1, 3)
+    data.warm(jobs, 2)
+    assert data.missing_renders(0, 1, 3) == []
+    for index, render_seed in jobs:
+        banked = data._cover(index, render_seed)  # read back from the bank
+        fresh = data._clip(index, render_seed).frames
+        assert torch.equal(banked, (fresh.clamp(0, 1) * 255).round().to(torch.uint8))

@@ -181,7 +181,9 @@ def test_campaign_cli_trains_real_methods_at_the_tiny_profile(tmp_path, capsys):
     for entry in entries:
         _, card = load_checkpoint(out / entry["checkpoint"])
         assert card["profile"] == "tiny" and card["steps"] == entry["steps"] >= 1
-        assert card["training_seconds"] < 0.3 * 60  # within the whole budget
+        assert 1 <= card["steps"] <= card["planned_steps"]
+        assert card["stopped"]["reason"] == "steps" \
+            or card["stopped"]["reason"].startswith("time budget")
     assert main(["train", "--method", "all", "--profile", "tiny", "--quiet"]) == 2
     assert "--minutes" in capsys.readouterr().err
 
