@@ -527,3 +527,27 @@ def test_warm_in_processes_writes_what_one_process_renders():
         banked = data._cover(index, render_seed)  # read back from the bank
         fresh = data._clip(index, render_seed).frames
         assert torch.equal(banked, (fresh.clamp(0, 1) * 255).round().to(torch.uint8))
+
+
+def test_bf16_is_the_default_only_where_it_is_native(monkeypatch):
+    import bench.train as train_module
+
+    monkeypatch.setattr(train_module, "native_bf16", lambda device: False)
+    precision, note = train_module.default_precision({"precision": "bf16"}, "cpu")
+    assert precision == "fp32" and "no native bf16" in note
+    assert train_module.default_precision({"precision": "fp32"}, "cpu") == ("fp32", None)
+    monkeypatch.setattr(train_module, "native_bf16", lambda device: True)
+    assert train_module.default_precision({"precision": "bf16"}, "cpu") == ("bf16", None)
+
+
+def test_an_emulated_bf16_default_trains_in_fp32_and_the_card_says_so(tmp_path, fast_data,
+                                                                     monkeypatch):
+    import bench.train as train_module
+
+    monkeypatch.setattr(train_module, "native_bf16", lambda device: False)
+    monkeypatch.setitem(TinyMethod.train_defaults, "precision", "bf16")
+    out = train(TinyMethod, profile="tiny", steps=2, seed=0, out=tmp_path / "m.pt",
+                progress=False, workers=0)
+    _, card = load_checkpoint(out)
+    assert card["precision"].startswith("fp32")
+    assert "--precision fp32" in card["command"]
