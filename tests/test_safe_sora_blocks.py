@@ -450,3 +450,37 @@ def test_depthwise_conv3d_backward_matches_pytorch():
     ref = torch.autograd.grad(conv(x), params, grad)
     for g, r in zip(got, ref, strict=True):
         torch.testing.assert_close(g, r)
+
+
+def test_depthwise_conv3d_backward_runs_under_bf16_autocast():
+    """The custom backward sees the forward's autocast state: bf16 gradients close to fp32."""
+    torch.manual_seed(0)
+    conv = torch.nn.Conv3d(4, 4, 3, padding=1, groups=4)
+    x = torch.randn(1, 4, 4, 6, 6, requires_grad=True)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        y = depthwise_conv3d(x, conv)
+    assert y.dtype == torch.bfloat16
+    got = torch.autograd.grad(y.float().sum(), [x, conv.weight, conv.bias])
+    ref = torch.autograd.grad(conv(x).sum(), [x, conv.weight, conv.bias])
+    for g, r in zip(got, ref, strict=True):
+        assert g.dtype == r.dtype == torch.float32
+        torch.testing.assert_close(g, r, rtol=0.05, atol=0.1)
+
+
+def test_wavelets_run_and_backpropagate_under_bf16_autocast():
+    """Under autocast the Haar transforms run in float32 and equal their plain results."""
+    torch.manual_seed(0)
+    image = torch.randn(2, 3, 8, 8, requires_grad=True)
+    video = torch.randn(1, 2, 4, 8, 8, requires_grad=True)
+    plain = (dwt2_pack(image, 2), dwt3_pack(video))
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        cast = (dwt2_pack(image, 2), dwt3_pack(video))
+        back = (idwt2_unpack(cast[0], 2), idwt3_unpack(cast[1]))
+    for got, want in zip(cast, plain, strict=True):
+        assert got.dtype == torch.float32
+        torch.testing.assert_close(got, want)
+    torch.testing.assert_close(back[0], image)
+    torch.testing.assert_close(back[1], video)
+    grads = torch.autograd.grad(back[0].sum() + back[1].sum(), [image, video])
+    for grad in grads:
+        torch.testing.assert_close(grad, torch.ones_like(grad))

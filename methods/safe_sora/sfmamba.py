@@ -128,12 +128,14 @@ class _DepthwiseConv3d(torch.autograd.Function):
     """
 
     @staticmethod
+    @torch.amp.custom_fwd(device_type="cpu")
     def forward(ctx, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
         ctx.save_for_backward(x, weight)
         return F.conv3d(x, weight, bias, padding=1, groups=x.shape[1])
 
     @staticmethod
     @torch.autograd.function.once_differentiable
+    @torch.amp.custom_bwd(device_type="cpu")  # under the forward's autocast state
     def backward(ctx, grad: torch.Tensor):
         x, weight = ctx.saved_tensors
         b, c = x.shape[:2]

@@ -52,8 +52,22 @@ def _transform(kind: str, levels: int, device: torch.device, dtype: torch.dtype)
     return module.to(device=device, dtype=dtype)
 
 
-def _get(kind: str, x: torch.Tensor, levels: int = 1) -> nn.Module:
-    return _transform(kind, levels, x.device, x.dtype)
+def _float32(value):
+    if isinstance(value, torch.Tensor):
+        return value.float()
+    return type(value)(_float32(v) for v in value)
+
+
+def _apply(kind: str, like: torch.Tensor, inputs, levels: int = 1):
+    """pytorch-wavelets' ``kind`` transform of ``inputs`` (a tensor, or ``(ll, highs)``).
+
+    Its autograd functions do not follow autocast, so under autocast the (exact, linear)
+    Haar transform runs outside it in float32."""
+    device = like.device.type
+    if torch.is_autocast_enabled(device):
+        with torch.autocast(device, enabled=False):
+            return _transform(kind, levels, like.device, torch.float32)(_float32(inputs))
+    return _transform(kind, levels, like.device, like.dtype)(inputs)
 
 
 def _check_2d(x: torch.Tensor, levels: int) -> None:
@@ -82,7 +96,7 @@ def dwt2_pack(x: torch.Tensor, levels: int) -> torch.Tensor:
     H and W must be divisible by 2**levels (BenchError).
     """
     _check_2d(x, levels)
-    ll, highs = _get("dwt2", x, levels)(x)
+    ll, highs = _apply("dwt2", x, x, levels)
     # pytorch-wavelets' band order: 0 high-pass along H, 1 high-pass along W, 2 both
     for high in reversed(highs):
         ll = _quad(ll, high[:, :, 1], high[:, :, 0], high[:, :, 2])
@@ -98,7 +112,7 @@ def idwt2_unpack(canvas: torch.Tensor, levels: int) -> torch.Tensor:
         h, w = ll.shape[-2] // 2, ll.shape[-1] // 2
         highs.append(torch.stack([ll[..., h:, :w], ll[..., :h, w:], ll[..., h:, w:]], dim=2))
         ll = ll[..., :h, :w]
-    return _get("idwt2", canvas)((ll, highs))
+    return _apply("idwt2", canvas, (ll, highs))
 
 
 def _check_3d(x: torch.Tensor) -> None:
@@ -138,7 +152,7 @@ def dwt3_pack(x: torch.Tensor) -> torch.Tensor:
     b, c, t, h, w = x.shape
     low, high = haar1d_time(x)
     bands = torch.stack([low, high], dim=1).reshape(b, 2 * c * (t // 2), h, w)
-    ll, (det,) = _get("dwt2", bands)(bands)
+    ll, (det,) = _apply("dwt2", bands, bands)
     # (B, height letter, width letter, time letter, C, T/2, H/2, W/2)
     blocks = torch.stack([ll, det[:, :, 1], det[:, :, 0], det[:, :, 2]], dim=1)
     blocks = blocks.reshape(b, 2, 2, 2, c, t // 2, h // 2, w // 2)
@@ -152,6 +166,6 @@ def idwt3_unpack(packed: torch.Tensor) -> torch.Tensor:
     blocks = packed.reshape(b, c, 2, t // 2, 2, h // 2, 2, w // 2).permute(0, 2, 4, 6, 1, 3, 5, 7)
     blocks = blocks.reshape(b * 2, 4, c * (t // 2), h // 2, w // 2)  # (B * time band, 2D band)
     det = torch.stack([blocks[:, 2], blocks[:, 1], blocks[:, 3]], dim=2)
-    bands = _get("idwt2", packed)((blocks[:, 0], [det]))  # (B * 2, C * T/2, H, W)
+    bands = _apply("idwt2", packed, (blocks[:, 0], [det]))  # (B * 2, C * T/2, H, W)
     bands = bands.reshape(b, 2, c, t // 2, h, w)
     return ihaar1d_time(bands[:, 0], bands[:, 1])
