@@ -137,8 +137,8 @@ def codec_pairs(profile: Profile, indices: list[int], seed: int, crf: int, prese
     from tqdm import tqdm
 
     from attacks.h264 import h264_roundtrip
+    from bench.seeding import derive_seed
     from bench.sources.generator import GeneratedSource
-    from bench.train import derive_seed
 
     source = GeneratedSource(profile, seed=seed, split="train")
     inputs, outputs, ids = [], [], []

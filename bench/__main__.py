@@ -187,7 +187,7 @@ def build_parser() -> argparse.ArgumentParser:
     q = sub.add_parser("weights", help="every weight file the benchmark uses, and its state")
     q.set_defaults(func=_cmd_weights)
 
-    from bench.train import add_train_parser
+    from bench.train_cli import add_train_parser
 
     add_train_parser(sub)
     return p

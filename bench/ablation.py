@@ -15,6 +15,7 @@ import math
 import pandas as pd
 from tabulate import tabulate
 
+from bench.formatting import IDENTITY, format_cell, format_number, per_video
 from bench.reference import PAPER_ABLATION_NAMES, load_paper_ablation
 from bench.stats import bootstrap_ci, paired_test
 
@@ -48,7 +49,6 @@ def _steps(info: dict) -> tuple[float, str]:
 def _paired_w_psnr(rows: pd.DataFrame, method: str) -> dict:
     """W-PSNR of ``method`` minus the full model's, identity attack, per shared video:
     ``{"mean", "lo", "hi", "n", "p"}`` (NaN and n 0 when no video has both)."""
-    from bench.report import IDENTITY, per_video
 
     clean = rows[rows["attack"] == IDENTITY]
     pair = pd.concat([per_video(clean[clean["method"] == method], "w_psnr"),
@@ -92,7 +92,6 @@ def ablation_table(table1: pd.DataFrame, rows: pd.DataFrame | None = None,
 
 def ablation_markdown(table: pd.DataFrame) -> str:
     """The ablation table as markdown; cells of variants not in the run read ``not run``."""
-    from bench.report import format_cell, format_number
 
     headers = ["variant", "method", "steps"]
     for label in ("W-PSNR ↑ (dB)", "V-PSNR ↑ (dB)", "FVD ↓"):

@@ -69,38 +69,6 @@ class Call:
 # --------------------------------------------------------------------------- syntax
 
 
-def split_entries(spec: str) -> list[str]:
-    """The top-level entries of a comma-separated list, stripped (empty ones dropped);
-    commas inside parentheses or quotes do not split. Unbalanced parentheses or an
-    unclosed quote raise BenchError."""
-    entries, depth, quote, start = [], 0, "", 0
-    opened: list[int] = []
-    for i, char in enumerate(spec):
-        if quote:
-            quote = "" if char == quote else quote
-        elif char in "'\"":
-            quote = char
-        elif char == "(":
-            depth += 1
-            opened.append(i)
-        elif char == ")":
-            if depth == 0:
-                raise BenchError(f"unbalanced parentheses in {spec!r}: the ')' at position "
-                                 f"{i + 1} closes nothing")
-            depth -= 1
-            opened.pop()
-        elif char == "," and depth == 0:
-            entries.append(spec[start:i])
-            start = i + 1
-    if quote:
-        raise BenchError(f"unclosed quote {quote} in {spec!r}")
-    if depth:
-        raise BenchError(f"unbalanced parentheses in {spec!r}: the '(' at position "
-                         f"{opened[-1] + 1} is never closed")
-    entries.append(spec[start:])
-    return [e.strip() for e in entries if e.strip()]
-
-
 def _tokens(text: str) -> list[tuple[str, str, int]]:
     """(kind, text, position) tokens of ``text``; a character no token starts with raises."""
     out, pos = [], 0
@@ -203,7 +171,7 @@ class _Parser:
 
 def parse_call(text: str) -> Call:
     """One entry ``name(args)`` -> its Call (syntax only: names are not looked up)."""
-    if len(split_entries(text)) > 1:  # also checks the parentheses and quotes
+    if len(registry.split_list(text)) > 1:  # also checks the parentheses and quotes
         raise BenchError(f"syntax error in attack spec {text!r}: one entry expected")
     return _Parser(text.strip()).entry()
 
@@ -369,7 +337,7 @@ def attack_groups(spec: str) -> list[list[Attack]]:
     ``chain(...)`` give their one setting. The first setting of each list is the one every
     video gets under a profile's ``curve_videos``."""
     groups: list[list[Attack]] = []
-    entries = split_entries(spec)
+    entries = registry.split_list(spec)
     if not entries:
         raise BenchError("no attacks given")
     for entry in entries:
@@ -390,5 +358,5 @@ def unique(attacks) -> list[Attack]:
     return list(seen.values())
 
 
-__all__ = ["Call", "attack_groups", "build_call", "build_entry", "parse_call", "split_entries",
+__all__ = ["Call", "attack_groups", "build_call", "build_entry", "parse_call",
            "unique"]

@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Optional
 
 from bench.api import BenchError, TrainableMethod
+from bench.train import train
 
 __all__ = ["PLAN_MARGIN", "PROBE_STEPS", "campaign", "campaign_methods", "is_campaign",
            "planned_steps", "run_campaign"]
@@ -80,7 +81,6 @@ def campaign(spec: str, minutes: float, out_dir: Path | str, profile: str = "def
     """Train every method of ``spec`` in turn within ``minutes`` in all; returns the entries
     written to ``out_dir/campaign.json``."""
     from bench.checkpoints import card_path, load_card
-    from bench.train import train
 
     if not minutes > 0:
         raise BenchError(f"--minutes must be positive, got {minutes}")

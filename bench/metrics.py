@@ -26,11 +26,11 @@ import warnings
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Optional
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 
 from bench.api import BenchError, MetricSpec, MetricValue
+from bench.fvd import fvd_of_videos
 from bench.weights import ALEXNET_SHA256_PREFIX, alexnet_path, lpips_linear_path, sha256_file
 
 #: per-frame (and per-logo) PSNR of identical images is capped here before averaging/storing
@@ -43,7 +43,6 @@ SSIM_K2 = 0.03
 _SSIM_FRAME_CHUNK = 8
 
 #: start of the reason of an FVD that could not be computed because I3D is not available
-FVD_REASON = "FVD unavailable: the I3D (Kinetics-400) network could not be loaded"
 
 
 # --------------------------------------------------------------------------- input checks
@@ -405,38 +404,6 @@ class VideoScorer:
 # --------------------------------------------------------------------------- FVD
 
 
-def frechet_distance(mu1: Any, sigma1: Any, mu2: Any, sigma2: Any) -> float:
-    """Frechet distance between Gaussians N(mu1, sigma1) and N(mu2, sigma2), float64.
-
-    d = ||mu1 - mu2||^2 + tr(S1) + tr(S2) - 2 tr((S1 S2)^(1/2)), where the trace term is
-    computed through the symmetric PSD matrix sqrt(S1) S2 sqrt(S1) (same eigenvalues as S1 S2)
-    by eigendecomposition, negative round-off eigenvalues clipped to 0. The result is clipped
-    at 0 (round-off can make d(x, x) a tiny negative number).
-    """
-    mu1 = np.asarray(mu1, dtype=np.float64).reshape(-1)
-    mu2 = np.asarray(mu2, dtype=np.float64).reshape(-1)
-    s1 = np.atleast_2d(np.asarray(sigma1, dtype=np.float64))
-    s2 = np.atleast_2d(np.asarray(sigma2, dtype=np.float64))
-    d = mu1.shape[0]
-    if mu2.shape != (d,) or s1.shape != (d, d) or s2.shape != (d, d):
-        raise BenchError(
-            f"frechet_distance: shapes do not agree: mu {mu1.shape}/{mu2.shape}, "
-            f"sigma {s1.shape}/{s2.shape}")
-    for name, arr in (("mu1", mu1), ("mu2", mu2), ("sigma1", s1), ("sigma2", s2)):
-        if not np.isfinite(arr).all():
-            raise BenchError(f"frechet_distance: {name} contains NaN/inf")
-    s1 = (s1 + s1.T) / 2
-    s2 = (s2 + s2.T) / 2
-    evals, evecs = np.linalg.eigh(s1)
-    sqrt_s1 = (evecs * np.sqrt(np.clip(evals, 0, None))) @ evecs.T
-    middle = sqrt_s1 @ s2 @ sqrt_s1
-    middle = (middle + middle.T) / 2
-    trace_sqrt = float(np.sqrt(np.clip(np.linalg.eigvalsh(middle), 0, None)).sum())
-    diff = mu1 - mu2
-    dist = float(diff @ diff + np.trace(s1) + np.trace(s2) - 2 * trace_sqrt)
-    return max(dist, 0.0)
-
-
 def fvd(watermarked_videos: Iterable[torch.Tensor],
         cover_videos: Iterable[torch.Tensor]) -> MetricValue:
     """FVD between a set of watermarked and a set of cover videos ((T, 3, H, W) in [0, 1]).
@@ -445,7 +412,6 @@ def fvd(watermarked_videos: Iterable[torch.Tensor],
     No other network is substituted: without the I3D weights the value is NaN with a reason
     (so it is for fewer than 2 videos per set or videos under 10 frames).
     """
-    from bench.fvd import fvd_of_videos  # late: bench.fvd imports this module
 
     return fvd_of_videos(watermarked_videos, cover_videos)
 

@@ -63,11 +63,36 @@ def get(kind: str, name: str) -> Any:
 
 
 def split_list(spec: str) -> list[str]:
-    """The entries of a comma-separated list; commas inside parentheses or quotes do not
-    split (``blur,chain(blur(3),noise(0.05))`` is two entries)."""
-    from bench.attack_spec import split_entries
-
-    return split_entries(spec)
+    """The top-level entries of a comma-separated list, stripped (empty ones dropped);
+    commas inside parentheses or quotes do not split (``blur,chain(blur(3),noise(0.05))``
+    is two entries). Unbalanced parentheses or an
+    unclosed quote raise BenchError."""
+    entries, depth, quote, start = [], 0, "", 0
+    opened: list[int] = []
+    for i, char in enumerate(spec):
+        if quote:
+            quote = "" if char == quote else quote
+        elif char in "'\"":
+            quote = char
+        elif char == "(":
+            depth += 1
+            opened.append(i)
+        elif char == ")":
+            if depth == 0:
+                raise BenchError(f"unbalanced parentheses in {spec!r}: the ')' at position "
+                                 f"{i + 1} closes nothing")
+            depth -= 1
+            opened.pop()
+        elif char == "," and depth == 0:
+            entries.append(spec[start:i])
+            start = i + 1
+    if quote:
+        raise BenchError(f"unclosed quote {quote} in {spec!r}")
+    if depth:
+        raise BenchError(f"unbalanced parentheses in {spec!r}: the '(' at position "
+                         f"{opened[-1] + 1} is never closed")
+    entries.append(spec[start:])
+    return [e.strip() for e in entries if e.strip()]
 
 
 def family_names(family: str) -> list[str]:
@@ -79,8 +104,8 @@ def resolve(kind: str, spec: str) -> list[str]:
     """``all`` or ``A,B`` (globs allowed) -> the list of names; unknown names raise.
 
     For attacks also ``paper`` (the attacks of family ``paper``) and entries ``name(args)``
-    or ``chain(...)``, which are checked whole and give their name; the settings they stand
-    for come from ``bench.attack_spec.attack_groups``."""
+    or ``chain(...)``, which give their name (their arguments are parsed and checked by
+    ``bench.attack_spec.attack_groups``, which gives the settings they stand for)."""
     if spec.strip() in ("all", "*"):
         return names(kind)
     out: list[str] = []
@@ -92,9 +117,7 @@ def resolve(kind: str, spec: str) -> list[str]:
         elif any(c in part for c in "()'\"="):
             if kind != "attacks":
                 raise BenchError(f"{kind} take no arguments: {part!r}")
-            from bench.attack_spec import build_call, parse_call
-
-            matched = [build_call(parse_call(part)).name]  # validates the whole entry
+            matched = [part.partition("(")[0].strip()]  # its arguments: bench.attack_spec
         elif any(c in part for c in "*?["):
             matched = names(kind, part)
         elif kind == "attacks" and part in COMPOSED_ATTACKS:

@@ -29,6 +29,7 @@ from tabulate import tabulate
 from bench import metrics, plots, registry
 from bench.ablation import ABLATION_LEGEND, ablation_markdown, ablation_table
 from bench.api import BenchError
+from bench.formatting import IDENTITY, format_cell, format_number, per_video
 from bench.gate import version_text
 from bench.reference import load_paper_table1
 from bench.results import Results, load_results, require_complete, usable_folder, usable_rows
@@ -36,7 +37,6 @@ from bench.stats import bootstrap_ci, paired_test
 from bench.training_curves import CURVES_LEGEND, curves_figure, curves_table
 from bench.training_summary import TRAINING_LEGEND, training_markdown, training_table
 
-IDENTITY = "identity"
 H264 = "h264"
 ALPHA = 0.05  # significance level of the best-vs-runner-up marker
 MARK = "†"
@@ -113,15 +113,6 @@ def _attack_summary(rows: pd.DataFrame) -> str:
 
 def _in_order(values) -> list[str]:
     return list(dict.fromkeys(str(v) for v in values))
-
-
-def per_video(rows: pd.DataFrame, column: str) -> pd.Series:
-    """One value per video (index ``video_id``): the first non-NaN value of ``column`` among
-    the non-error rows (video-level metrics repeat across attack rows of one video)."""
-    usable = rows[rows["status"] != "error"]
-    if usable.empty:
-        return pd.Series(dtype=float)
-    return usable.groupby("video_id", sort=False)[column].first()
 
 
 def metric_reasons(rows: pd.DataFrame) -> dict[str, list[str]]:
@@ -466,35 +457,6 @@ def error_summary(rows: pd.DataFrame) -> tuple[int, list[tuple[str, int, str]]]:
 
 
 # --------------------------------------------------------------------------- formatting
-
-
-def _decimals(value: float) -> int:
-    magnitude = abs(value) if math.isfinite(value) else 0.0
-    return 1 if magnitude >= 100 else 2 if magnitude >= 1 else 3
-
-
-def format_number(value: float, decimals: int | None = None) -> str:
-    """``value`` with 1, 2 or 3 decimals by magnitude (or ``decimals``); nan/inf spelled."""
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return "nan"
-    if math.isinf(value):
-        return "inf" if value > 0 else "-inf"
-    return f"{value:.{_decimals(value) if decimals is None else decimals}f}"
-
-
-def format_cell(mean: float, lo: float, hi: float, n: int, n_default: int | None = None,
-                mark: str = "") -> str:
-    """``mean [lo, hi]`` (plus ``n=k`` when k differs from the row's n); ``unavailable``
-    when there is no value."""
-    if n == 0 or mean is None or math.isnan(mean):
-        return "unavailable"
-    decimals = _decimals(mean)  # the interval is printed to the precision of the mean
-    text = format_number(mean, decimals) + mark
-    if not (math.isnan(lo) or math.isnan(hi)):
-        text += f" [{format_number(lo, decimals)}, {format_number(hi, decimals)}]"
-    if n_default is None or n != n_default:
-        text += f" (n={n})"
-    return text
 
 
 def table1_markdown(table: pd.DataFrame) -> str:

@@ -10,7 +10,6 @@ the logo extracted and scored. Rows and watermarked videos are cached by content
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import math
 import os
 import platform
@@ -49,6 +48,7 @@ from bench.results import (
     write_sample,
     write_table,
 )
+from bench.seeding import derive_seed
 from bench.sources.logos import evaluation_logo
 from bench.store import Cache, default_cache_dir, make_key, tensor_digest
 
@@ -89,8 +89,7 @@ class RunSummary:
 
 def row_seed(seed: int, video_id: str, attack_canonical: str) -> int:
     """The attack seed of a row: the same for every method, so methods meet the same attack."""
-    digest = hashlib.sha256(f"{seed}/{video_id}/{attack_canonical}".encode()).digest()
-    return int.from_bytes(digest[:8], "little") & (2**63 - 1)
+    return derive_seed(seed, video_id, attack_canonical)
 
 
 def build_source(spec: str, profile: Profile, seed: int, limit: Optional[int]):

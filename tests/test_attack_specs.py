@@ -15,7 +15,8 @@ from attacks.h264 import H264
 from attacks.noise import Noise
 from bench import registry
 from bench.api import Attack, AttackParams, BenchError
-from bench.attack_spec import attack_groups, build_call, parse_call, split_entries
+from bench.attack_spec import attack_groups, build_call, parse_call
+from bench.registry import split_list as split_entries
 from bench.runner import build_attacks, first_settings, is_paper_setting
 
 PAPER = ["blur", "erasure", "h264", "identity", "noise", "rotation"]
@@ -168,7 +169,9 @@ def test_bad_specs_raise_naming_the_part(spec, message):
 def test_registry_resolve_checks_calls_and_methods_take_none():
     assert registry.resolve("attacks", "blur,chain(blur(3),noise(0.05))") == ["blur", "chain"]
     with pytest.raises(BenchError, match="no parameter"):
-        registry.resolve("attacks", "blur(k=3)")
+        attack_groups("blur(k=3)")
+    with pytest.raises(BenchError, match="unknown attack"):
+        registry.resolve("attacks", "blurr(3)")
     with pytest.raises(BenchError, match="take no arguments"):
         registry.resolve("methods", "dct-qim(3)")
     assert registry.get("attacks", "chain") is Chain

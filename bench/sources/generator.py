@@ -22,7 +22,6 @@ Footage is decoded once per process and kept in a small cache (uint8, at most
 
 from __future__ import annotations
 
-import hashlib
 import importlib.util
 import math
 import re
@@ -36,6 +35,7 @@ import torch
 import torch.nn.functional as F
 
 from bench.api import BenchError, Clip, Profile, Source
+from bench.seeding import text_seed
 from bench.sources import load_prompts
 from bench.video_io import VideoReader
 
@@ -230,8 +230,7 @@ def _cache_short_side(profile: Profile, cap: int) -> int:
 
 
 def _rng(prompt_id: str, seed: int) -> np.random.Generator:
-    digest = hashlib.sha256(f"safesora-bench/generated/v1/{prompt_id}/{seed}".encode()).digest()
-    return np.random.default_rng(int.from_bytes(digest[:16], "little"))
+    return np.random.default_rng(text_seed(f"safesora-bench/generated/v1/{prompt_id}/{seed}", 16))
 
 
 def _words(prompt: str) -> set[str]:

@@ -15,7 +15,6 @@ never meet the evaluation ones.
 from __future__ import annotations
 
 import colorsys
-import hashlib
 from functools import lru_cache
 from pathlib import Path
 
@@ -31,6 +30,7 @@ from matplotlib.textpath import TextPath
 from matplotlib.transforms import Affine2D
 
 from bench.api import BenchError, Logo
+from bench.seeding import text_seed
 
 __all__ = ["EVAL_LOGO_COUNT", "evaluation_logo", "evaluation_logos", "render_logo", "training_logo",
            "training_logo_id"]
@@ -54,8 +54,7 @@ _MOTIFS = ("stripes", "rings", "chevron", "star", "crescent", "dots", "cross", "
 
 
 def _rng(logo_id: str) -> np.random.Generator:
-    digest = hashlib.sha256(f"safesora-bench/logo/v1/{logo_id}".encode()).digest()
-    return np.random.default_rng(int.from_bytes(digest[:16], "little"))
+    return np.random.default_rng(text_seed(f"safesora-bench/logo/v1/{logo_id}", 16))
 
 
 def _luminance(rgb: tuple[float, float, float]) -> float:
