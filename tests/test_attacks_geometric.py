@@ -238,3 +238,26 @@ def test_translation_range_draws_moves_within_bounds():
         assert abs(dx) <= 4 and abs(dy) <= 2
         moves.add((dx, dy))
     assert len(moves) > 3
+
+
+def test_a_batched_attack_without_an_honest_training_form_refuses_it():
+    from dataclasses import dataclass
+
+    from attacks.batched import BatchedAttack
+    from bench.api import AttackParams
+
+    class Untrainable(BatchedAttack):
+        name, version, training = "untrainable", "1", None
+        no_training_reason = "its gradient would be made up"
+
+        @dataclass(frozen=True)
+        class Params(AttackParams):
+            """No parameters."""
+
+        def apply(self, frames, generator):
+            return frames.flip(-2), [{} for _ in frames]
+
+    attack = Untrainable()
+    assert attack(random_clip(), seeded()).shape == (3, 3, 24, 32)
+    with pytest.raises(BenchError, match="has no training form: its gradient would be made up"):
+        attack.train_form()
