@@ -1,4 +1,6 @@
-"""The evaluation attacks, one module each (registered under the ``bench.attacks`` entry points).
+"""The evaluation attacks (registered under the ``bench.attacks`` entry points).
+
+The paper's six (family ``paper``), one module each:
 
 - ``identity``: no distortion.
 - ``erasure``: one black rectangle per clip covering a fraction ``area`` of the frame.
@@ -9,8 +11,23 @@
 - ``chain``: attacks applied left to right, ``chain(blur(3),h264(28))`` (not an entry point:
   it is given with its parts, see bench/attack_spec.py).
 
+The suite beyond the paper, one module per family:
+
+- ``codecs`` (``codec``): real round trips ``h265`` (libx265, ``crf``), ``vp9`` (libvpx-vp9,
+  constant quality ``crf``), ``av1`` (SVT-AV1, ``crf`` or ``qp``), ``mpeg4`` (``qscale``),
+  through the in-memory PyAV path h264 shares (``codec_roundtrip``).
+- ``geometric``: ``crop`` (centred ``fraction``, resized back), ``resize`` (down by ``scale``,
+  back up), ``hflip``, ``perspective`` (seeded corner ``jitter``), ``translation`` (``x``,
+  ``y``).
+- ``photometric``: ``brightness``, ``contrast``, ``saturation`` (``factor``), ``hue``
+  (``shift``), ``gamma``, ``jpeg`` (per-frame PIL ``quality``), ``median`` (``kernel``).
+- ``temporal``: ``frame-drop`` (``rate``), ``frame-swap`` (``pairs``), ``frame-average``
+  (``window``), ``frame-rate`` (``factor``), ``temporal-crop`` (``fraction``); all keep T.
+
 Every attack has an exact, seeded evaluation form (``attack(frames, generator)``) and a
-differentiable training form (``attack.train_form()``) with the same parameters. A parameter
+training form (``attack.train_form()``) with the same parameters: differentiable, or
+straight-through (forward the attack, backward the identity: the codecs, jpeg, median); an
+attack without an honest one raises ``BenchError`` there (``attacks.batched``). A parameter
 given as a tuple ``(lo, hi)`` is drawn U(lo, hi) per row from the row's generator.
 
 This module imports nothing heavy; the helpers below are shared by the attack modules.

@@ -3,7 +3,9 @@
 ``rows.csv``: one long row per (video, method, attack with params). Floats are raw (tLP is
 *not* scaled by 100). ``status`` is ``ok``, ``unavailable`` (some metric could not be
 computed; ``error`` holds the reasons, the metric is NaN) or ``error`` (the pipeline failed for
-that row; ``error`` holds the message).
+that row; ``error`` holds the message). ``attack_bytes`` is the size of the attack's
+bitstream (a codec's packets, JPEG files) and ``attack_bpp`` its bits per pixel,
+``bytes * 8 / (T * H * W)``; both are empty for attacks without one.
 ``sets.csv``: set-level metrics (FVD) per method and attack, with ``n`` videos and a 95%
 bootstrap interval over videos (``ci_lo``, ``ci_hi``).
 ``samples/``: per method and attack one ``.npz`` (arrays ``cover``, ``watermarked``,
@@ -14,11 +16,13 @@ from __future__ import annotations
 
 import io
 import json
+import math
 import os
 import re
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Optional
 
 import numpy as np
 import pandas as pd
@@ -28,8 +32,10 @@ from bench.api import BenchError
 ROW_COLUMNS = [
     "video_id", "logo_id", "method", "method_version", "attack", "attack_version",
     "attack_params", "strength", "seed", "w_psnr", "w_ssim", "patch_acc", "v_psnr", "v_ssim",
-    "v_lpips", "tlp", "embed_s", "extract_s", "attack_bytes", "status", "error",
+    "v_lpips", "tlp", "embed_s", "extract_s", "attack_bytes", "attack_bpp", "status", "error",
 ]
+#: row columns derived from others (filled in for rows stored before they existed)
+DERIVED_ROW_COLUMNS = ("attack_bpp",)
 SET_COLUMNS = [
     "method", "method_version", "attack", "attack_params", "metric", "value", "ci_lo", "ci_hi",
     "n", "status", "reason",
@@ -79,6 +85,15 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
         raise
 
 
+def bits_per_pixel(size_bytes, shape) -> Optional[float]:
+    """An attack's bitstream in bits per pixel, ``bytes * 8 / (T * H * W)`` for frames of
+    ``shape`` (T, 3, H, W); None when there is no bitstream (``size_bytes`` None or NaN)."""
+    if size_bytes is None or (isinstance(size_bytes, float) and math.isnan(size_bytes)):
+        return None
+    time, _, height, width = shape
+    return float(size_bytes) * 8.0 / (time * height * width)
+
+
 def write_table(path: Path, records: list[dict], columns: list[str]) -> None:
     frame = pd.DataFrame.from_records(records, columns=columns)
     atomic_write_bytes(path, frame.to_csv(index=False).encode())
@@ -121,6 +136,8 @@ def load_results(folder: str | Path) -> Results:
         raise BenchError(f"cannot read {rows_path}: {exc}") from exc
     if "patch_acc" not in rows.columns:  # results written before the metric existed
         rows["patch_acc"] = np.nan
+    if "attack_bpp" not in rows.columns:  # results written before the column existed
+        rows["attack_bpp"] = np.nan
     missing = [c for c in ROW_COLUMNS if c not in rows.columns]
     if missing:
         raise BenchError(f"{rows_path} lacks columns {missing}")

@@ -40,9 +40,11 @@ from bench.api import (
 from bench.attack_spec import attack_groups, unique
 from bench.profiles import load_profile
 from bench.results import (
+    DERIVED_ROW_COLUMNS,
     ROW_COLUMNS,
     SET_COLUMNS,
     STATUSES,
+    bits_per_pixel,
     usable_folder,
     write_manifest,
     write_sample,
@@ -354,8 +356,9 @@ class Runner:
         values = {**embedded["metrics"], **{k: v.value for k, v in w.items()}}
         reasons = {**embedded["reasons"], **{k: v.reason for k, v in w.items() if not v.available}}
         row.update(values)
-        row.update(embed_s=embedded["embed_s"], extract_s=extract_s,
-                   attack_bytes=(getattr(attack, "last_info", None) or {}).get("bytes"))
+        size = (getattr(attack, "last_info", None) or {}).get("bytes")
+        row.update(embed_s=embedded["embed_s"], extract_s=extract_s, attack_bytes=size,
+                   attack_bpp=bits_per_pixel(size, attacked.shape))
         missing = [k for k, v in reasons.items() if metrics.NOT_APPLICABLE_REASONS.get(k) != v]
         row["status"] = "unavailable" if missing else "ok"
         row["error"] = "; ".join(f"{k}: {v}" for k, v in sorted(reasons.items()))
@@ -379,9 +382,12 @@ class Runner:
                              [m.spec.version for m in metrics.ALL], clip.id, logo.id)
                     for a in attacks]
         bases = [self._base_row(clip.id, logo, method, a) for a in attacks]
-        cached = [self.cache.get_json("rows", k, tuple(ROW_COLUMNS),
-                                      lambda r, b=b: _row_valid(r, b))
+        stored = tuple(c for c in ROW_COLUMNS if c not in DERIVED_ROW_COLUMNS)
+        cached = [self.cache.get_json("rows", k, stored, lambda r, b=b: _row_valid(r, b))
                   for k, b in zip(row_keys, bases, strict=True)]
+        for row in cached:  # rows cached before attack_bpp existed
+            if row is not None and "attack_bpp" not in row:
+                row["attack_bpp"] = bits_per_pixel(row.get("attack_bytes"), clip.frames.shape)
         if (all(r is not None for r in cached) and not (sample and self._samples_missing(method))
                 and self._collect_cached_fvd(clip, method, wm_key)):
             return cached

@@ -63,6 +63,30 @@ def test_attack_seeds_are_shared_across_methods_and_stable(tmp_path):
     assert (per_key == 1).all()
 
 
+def test_attack_bytes_and_bits_per_pixel(tmp_path):
+    """attack_bpp = attack_bytes * 8 / (T H W) for attacks with a bitstream, empty otherwise;
+    rows cached before the column existed get it without being recomputed."""
+    import json
+
+    config = _config(tmp_path, methods="identity", attacks="identity,jpeg")
+    run(config)
+    rows = load_results(tmp_path / "out").rows
+    jpeg, ident = rows[rows.attack == "jpeg"], rows[rows.attack == "identity"]
+    assert len(jpeg) == 2 * 5 and (jpeg["attack_bytes"] > 0).all()
+    expected = jpeg["attack_bytes"] * 8 / (TINY.frames * TINY.height * TINY.width)
+    assert (jpeg["attack_bpp"] - expected).abs().max() < 1e-12
+    assert ident["attack_bytes"].isna().all() and ident["attack_bpp"].isna().all()
+
+    for path in (tmp_path / "cache" / "rows").rglob("*.json"):  # as an older run stored them
+        entry = json.loads(path.read_text())
+        del entry["value"]["attack_bpp"]
+        path.write_text(json.dumps(entry))
+    again = run(config)
+    assert again.computed_rows == 0
+    cols = ["attack_params", "video_id", "attack_bytes", "attack_bpp"]
+    pd.testing.assert_frame_equal(rows[cols], load_results(tmp_path / "out").rows[cols])
+
+
 class _NaNMethod(Method):
     name, version = "nan-method", "1"
 

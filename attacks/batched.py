@@ -1,0 +1,76 @@
+"""The base of the attack suite's geometric, photometric and temporal attacks.
+
+A ``BatchedAttack`` is defined once, on a batch of clips (``apply``); its evaluation form is
+that function on a batch of one clip, clamped to [0, 1], so the evaluation form and the
+training form draw the same randomness from the same generator (per clip, in clip order).
+``training`` says what ``train_form()`` gives: ``"exact"`` (``apply`` itself, differentiable),
+``"straight-through"`` (forward ``apply``, backward the identity) or ``None`` (no training
+form: ``train_form()`` raises ``BenchError``).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import ClassVar, Optional
+
+import torch
+
+from attacks import check_params, check_video, parse_float_or_range, straight_through
+from bench.api import Attack, AttackParams, BenchError
+
+
+class BatchedAttack(Attack):
+    """An attack given by ``apply(frames (B, T, 3, H, W), generator) -> (frames, infos)``."""
+
+    #: ``"exact"``, ``"straight-through"`` or ``None`` (see the module docstring)
+    training: ClassVar[Optional[str]] = "exact"
+    #: why there is no training form (when ``training`` is None)
+    no_training_reason: ClassVar[str] = ""
+
+    def __init__(self, params: Optional[AttackParams] = None):
+        super().__init__(params)
+        check_params(self, self.params)
+        self.last_info: dict = {}
+
+    def apply(self, frames: torch.Tensor,
+              generator: torch.Generator) -> tuple[torch.Tensor, list[dict]]:
+        """frames (B, T, 3, H, W) -> (attacked (B, T, 3, H, W), one info dict per clip)."""
+        raise NotImplementedError
+
+    def __call__(self, frames: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        """frames (T, 3, H, W) in [0, 1] -> attacked frames (T, 3, H, W) float32 in [0, 1]."""
+        check_video(frames)
+        out, infos = self.apply(frames.to(torch.float32)[None], generator)
+        self.last_info = infos[0]
+        return out[0].clamp(0.0, 1.0)
+
+    def train_form(self):
+        """``(frames (B, T, 3, H, W), generator) -> frames``: ``apply`` (``exact``), or its
+        forward with the identity's gradient (``straight-through``)."""
+        if self.training is None:
+            raise BenchError(f"attack {self.name!r} has no training form: "
+                             f"{self.no_training_reason}")
+        return self._apply_batch
+
+    def _apply_batch(self, frames: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        check_video(frames, batched=True)
+        if self.training == "straight-through":
+            with torch.no_grad():
+                out, _ = self.apply(frames.detach(), generator)
+            return straight_through(frames, out.to(frames.dtype))
+        out, _ = self.apply(frames, generator)
+        return out
+
+
+def positive_float_or_range(value, name: str, hi: float):
+    """``parse_float_or_range`` on (0, hi]: a float or a ``(lo, hi)`` tuple, all above 0."""
+    parsed = parse_float_or_range(value, name, 0.0, hi)
+    low = parsed[0] if isinstance(parsed, tuple) else parsed
+    if low <= 0:
+        raise BenchError(f"{name} must be above 0, got {value!r}")
+    return parsed
+
+
+def fixed_strength(value) -> float:
+    """A fixed parameter as a float; NaN for a range (a randomised setting)."""
+    return math.nan if isinstance(value, tuple) else float(value)
