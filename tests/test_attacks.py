@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import scipy.ndimage as ndi
 import torch
+from clips import psnr, seeded, smooth_clip, uniform_clip
 
 from attacks.blur import Blur
 from attacks.erasure import Erasure
@@ -17,37 +18,14 @@ from attacks.noise import Noise
 from attacks.rotation import Rotation
 from bench.api import Attack, BenchError
 
+
+def random_clip(t: int = 3, h: int = 24, w: int = 32, seed: int = 0) -> torch.Tensor:
+    return uniform_clip(t, h, w, seed, 0.05, 0.95)
+
+
 ATTACKS = [Identity, Erasure, Blur, Noise, Rotation, H264]
 GRID = [(cls, params) for cls in ATTACKS for params in cls.grid()]
 GRID_IDS = [cls(params).canonical for cls, params in GRID]
-
-
-def seeded(seed: int = 0) -> torch.Generator:
-    return torch.Generator().manual_seed(seed)
-
-
-def random_clip(t: int = 3, h: int = 24, w: int = 32, seed: int = 0) -> torch.Tensor:
-    """float32 (T, 3, H, W) uniform in [0.05, 0.95] (strictly inside (0, 1))."""
-    return torch.rand(t, 3, h, w, generator=seeded(seed)) * 0.9 + 0.05
-
-
-def smooth_clip(t: int = 8, h: int = 32, w: int = 48) -> torch.Tensor:
-    """float32 (T, 3, H, W): slowly moving colour gradients in [0.1, 0.9]."""
-    ys = torch.linspace(0, 1, h)[:, None]
-    xs = torch.linspace(0, 1, w)[None, :]
-    frames = []
-    for i in range(t):
-        shift = 0.03 * i
-        frames.append(torch.stack([
-            0.5 + 0.4 * torch.sin(2 * math.pi * (xs + shift)) * torch.ones_like(ys),
-            0.5 + 0.4 * torch.cos(2 * math.pi * (ys - shift)) * torch.ones_like(xs),
-            0.5 + 0.4 * torch.sin(math.pi * (xs + ys + shift)),
-        ]))
-    return torch.stack(frames).float()
-
-
-def psnr(a: torch.Tensor, b: torch.Tensor) -> float:
-    return float(10 * torch.log10(1.0 / ((a.double() - b.double()) ** 2).mean()))
 
 
 # --- contract -------------------------------------------------------------------------------

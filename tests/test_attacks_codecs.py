@@ -4,15 +4,21 @@ PyAV, quality and size against the quality parameter, exact repeats, bad paramet
 from __future__ import annotations
 
 import io
-import math
 
 import numpy as np
 import pytest
 import torch
+from clips import psnr, seeded
+from clips import smooth_clip as _smooth_clip
 
 from attacks.codecs import AV1, H265, MPEG4, VP9, encode_yuv420p, rgb_to_yuv420p
 from attacks.h264 import H264
 from bench.api import Attack, BenchError
+
+
+def smooth_clip(t: int = 6, h: int = 32, w: int = 48) -> torch.Tensor:
+    return _smooth_clip(t, h, w)
+
 
 CODECS = [H265, VP9, AV1, MPEG4]
 #: the stream's codec and the container's format as PyAV reads the file back
@@ -22,29 +28,6 @@ READ_BACK = {"h265": ("hevc", MP4), "vp9": ("vp9", WEBM), "av1": ("av1", MP4),
 #: a fine and a coarse setting of each
 FINE_COARSE = {"h265": ({"crf": 18}, {"crf": 40}), "vp9": ({"crf": 16}, {"crf": 56}),
                "av1": ({"crf": 20}, {"crf": 63}), "mpeg4": ({"qscale": 2}, {"qscale": 31})}
-
-
-def seeded(seed: int = 0) -> torch.Generator:
-    return torch.Generator().manual_seed(seed)
-
-
-def smooth_clip(t: int = 6, h: int = 32, w: int = 48) -> torch.Tensor:
-    """float32 (T, 3, H, W): slowly moving colour gradients in [0.1, 0.9]."""
-    ys = torch.linspace(0, 1, h)[:, None]
-    xs = torch.linspace(0, 1, w)[None, :]
-    frames = []
-    for i in range(t):
-        shift = 0.03 * i
-        frames.append(torch.stack([
-            0.5 + 0.4 * torch.sin(2 * math.pi * (xs + shift)) * torch.ones_like(ys),
-            0.5 + 0.4 * torch.cos(2 * math.pi * (ys - shift)) * torch.ones_like(xs),
-            0.5 + 0.4 * torch.sin(math.pi * (xs + ys + shift)),
-        ]))
-    return torch.stack(frames).float()
-
-
-def psnr(a: torch.Tensor, b: torch.Tensor) -> float:
-    return float(10 * torch.log10(1.0 / ((a.double() - b.double()) ** 2).mean()))
 
 
 # --- contract -------------------------------------------------------------------------------

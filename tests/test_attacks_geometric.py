@@ -7,23 +7,20 @@ import math
 import numpy as np
 import pytest
 import torch
+from clips import seeded, uniform_clip
 from PIL import Image
 
 from attacks.geometric import Crop, HFlip, Perspective, Resize, Translation
 from bench.api import Attack, BenchError
 
+
+def random_clip(t: int = 3, h: int = 24, w: int = 32, seed: int = 0) -> torch.Tensor:
+    return uniform_clip(t, h, w, seed, 0.05, 0.95)
+
+
 ATTACKS = [Crop, Resize, HFlip, Perspective, Translation]
 GRID = [(cls, params) for cls in ATTACKS for params in cls.grid()]
 GRID_IDS = [cls(params).canonical for cls, params in GRID]
-
-
-def seeded(seed: int = 0) -> torch.Generator:
-    return torch.Generator().manual_seed(seed)
-
-
-def random_clip(t: int = 3, h: int = 24, w: int = 32, seed: int = 0) -> torch.Tensor:
-    """float32 (T, 3, H, W) uniform in [0.05, 0.95]."""
-    return torch.rand(t, 3, h, w, generator=seeded(seed)) * 0.9 + 0.05
 
 
 def pil_resized(image: np.ndarray, box, size) -> np.ndarray:

@@ -12,6 +12,7 @@ import pytest
 import scipy.ndimage as ndi
 import torch
 import torchvision.transforms.functional as TF
+from clips import psnr, seeded, uniform_clip
 from PIL import Image, ImageEnhance
 
 from attacks.photometric import (
@@ -27,19 +28,15 @@ from attacks.photometric import (
 )
 from bench.api import Attack, BenchError
 
+
+def random_clip(t: int = 3, h: int = 16, w: int = 20, seed: int = 0) -> torch.Tensor:
+    return uniform_clip(t, h, w, seed, 0.0, 1.0)
+
+
 ATTACKS = [Brightness, Contrast, Saturation, Hue, Gamma, JPEG, Median]
 GRID = [(cls, params) for cls in ATTACKS for params in cls.grid()]
 GRID_IDS = [cls(params).canonical for cls, params in GRID]
 STRAIGHT_THROUGH = (JPEG, Median)
-
-
-def seeded(seed: int = 0) -> torch.Generator:
-    return torch.Generator().manual_seed(seed)
-
-
-def random_clip(t: int = 3, h: int = 16, w: int = 20, seed: int = 0) -> torch.Tensor:
-    """float32 (T, 3, H, W) uniform in [0, 1]."""
-    return torch.rand(t, 3, h, w, generator=seeded(seed))
 
 
 def uint8_clip(t: int = 2, h: int = 16, w: int = 20, seed: int = 0) -> torch.Tensor:
@@ -54,10 +51,6 @@ def pil_frames(frames: torch.Tensor) -> list[Image.Image]:
 
 def from_pil(images: list[Image.Image]) -> np.ndarray:
     return np.stack([np.asarray(i.convert("RGB")) for i in images]).transpose(0, 3, 1, 2) / 255
-
-
-def psnr(a: torch.Tensor, b: torch.Tensor) -> float:
-    return float(10 * torch.log10(1.0 / ((a.double() - b.double()) ** 2).mean()))
 
 
 # --- contract -------------------------------------------------------------------------------

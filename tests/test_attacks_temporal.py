@@ -8,22 +8,19 @@ from fractions import Fraction
 import numpy as np
 import pytest
 import torch
+from clips import seeded, uniform_clip
 
 from attacks.temporal import FrameAverage, FrameDrop, FrameRate, FrameSwap, TemporalCrop
 from bench.api import Attack, BenchError
 
+
+def random_clip(t: int = 8, h: int = 6, w: int = 7, seed: int = 0) -> torch.Tensor:
+    return uniform_clip(t, h, w, seed, 0.0, 1.0)
+
+
 ATTACKS = [FrameDrop, FrameSwap, FrameAverage, FrameRate, TemporalCrop]
 GRID = [(cls, params) for cls in ATTACKS for params in cls.grid()]
 GRID_IDS = [cls(params).canonical for cls, params in GRID]
-
-
-def seeded(seed: int = 0) -> torch.Generator:
-    return torch.Generator().manual_seed(seed)
-
-
-def random_clip(t: int = 8, h: int = 6, w: int = 7, seed: int = 0) -> torch.Tensor:
-    """float32 (T, 3, H, W) uniform in [0, 1]: every frame different."""
-    return torch.rand(t, 3, h, w, generator=seeded(seed))
 
 
 def source_frames(out: torch.Tensor, frames: torch.Tensor) -> list[int]:
