@@ -90,3 +90,43 @@ def test_no_import_cycles():
     graph = _import_graph()
     assert "bench.runner" in graph and "bench.api" in graph["bench.runner"]
     assert _cycles(graph) == []
+
+
+def _third_party_imports() -> set[str]:
+    import sys
+
+    found: set[str] = set()
+    for path in _modules().values():
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                found |= {alias.name.split(".")[0] for alias in node.names}
+            elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                found.add(node.module.split(".")[0])
+    return {m for m in found if m not in sys.stdlib_module_names and m not in PACKAGES}
+
+
+def test_every_imported_distribution_is_declared():
+    import re
+    from importlib.metadata import packages_distributions
+
+    try:
+        import tomllib
+    except ModuleNotFoundError:  # Python < 3.11
+        import tomli as tomllib
+
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    requirements = list(project["dependencies"])
+    for extra in project.get("optional-dependencies", {}).values():
+        requirements += extra
+
+    def normal(name: str) -> str:
+        return re.sub(r"[-_.]+", "-", name).lower()
+
+    declared = {normal(re.split(r"[<>=!~;\[ ]", r, maxsplit=1)[0]) for r in requirements}
+    providers = packages_distributions()
+    missing = {}
+    for module in sorted(_third_party_imports()):
+        names = {normal(d) for d in providers.get(module, [module])}
+        if not names & declared:
+            missing[module] = sorted(names)
+    assert not missing, f"imported but not declared in pyproject.toml: {missing}"
