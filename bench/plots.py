@@ -129,7 +129,9 @@ def heatmap_figure(values: pd.DataFrame, path: Path, absent: Optional[dict[str, 
     notes = [line for m, reason in absent.items()
              for line in textwrap.wrap(f"* {m}: {_short(reason, 2 * chars)}", chars,
                                        subsequent_indent="   ")]
-    height = max(2.5, 1.8 + 0.38 * n_rows + 0.13 * len(notes))
+    longest = max((len(str(c)) for c in values.columns), default=0)
+    label_height = 0.045 * longest  # 7-point labels rotated by 50 degrees, in inches
+    height = max(2.5, 1.2 + 0.38 * max(n_rows, 2) + label_height + 0.13 * len(notes))
     fig = Figure(figsize=(width, height), dpi=DPI)
     ax = fig.subplots()
     finite = data[np.isfinite(data)]
