@@ -51,6 +51,7 @@ import torch
 from bench.api import BenchError, Clip, Profile, TrainableMethod, check_device
 from bench.checkpoints import card_curve, checkpoint_path, save_checkpoint, shift_curve
 from bench.seeding import derive_seed
+from bench.weights import display_path
 
 __all__ = ["GRAD_CLIP_NORM", "VALIDATION_PROMPT_IDS", "TrainingData",
            "derive_seed", "lr_factor", "plateau_stop", "state_path", "train", "validate",
@@ -543,7 +544,7 @@ def _command(settings: _Settings, defaults: dict, profile_arg: str, device: str,
     if out.resolve() != default_out.resolve():
         parts.append(f"--out {out}")
     if init is not None:
-        parts.append(f"--init {_display_path(init)}")
+        parts.append(f"--init {display_path(init)}")
     if settings.precision != defaults.get("precision", "fp32"):
         parts.append(f"--precision {settings.precision}")
     if settings.renders != RENDERS_PER_PROMPT:
@@ -576,16 +577,6 @@ def plateau_stop(history: list[dict], min_gain_db: float,
     return max(after) - max(before) < min_gain_db
 
 
-def _display_path(path: Path) -> str:
-    """``path`` relative to the repository when it lies inside it."""
-    from bench.checkpoints import REPO_ROOT
-
-    try:
-        return str(Path(path).resolve().relative_to(REPO_ROOT))
-    except ValueError:
-        return str(path)
-
-
 def _warm_start(method: TrainableMethod, init: Path) -> dict:
     """Load ``init``'s weights (the method's own or a ``warm_start_from`` relative's) into the
     method's network; returns the card's ``init`` entry (file, method, sha256, steps and totals
@@ -604,7 +595,7 @@ def _warm_start(method: TrainableMethod, init: Path) -> dict:
                        unused_ok=source not in (None, method.name))
     method.checkpoint = init
     steps = card.get("steps")
-    return {"checkpoint": _display_path(init), "method": source or method.name,
+    return {"checkpoint": display_path(init), "method": source or method.name,
             "sha256": sha256_file(init), "steps": steps,
             "total_steps": card.get("total_steps", steps),
             "total_training_seconds": card.get("total_training_seconds",

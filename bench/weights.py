@@ -185,13 +185,32 @@ def _size_text(size: Optional[int]) -> str:
     return f"{size / 1e6:.1f} MB" if size >= 100_000 else f"{size / 1e3:.1f} kB"
 
 
+def display_path(path: os.PathLike | str) -> str:
+    """``path`` as a reader of any machine can follow: relative to the repository inside it,
+    ``<site-packages>/...`` inside the interpreter's packages, ``~/...`` inside the home
+    folder, else as given."""
+    from pathlib import Path
+
+    resolved = Path(path).expanduser().resolve()
+    repo = Path(__file__).resolve().parent.parent
+    places = [(repo, None), (Path(sysconfig.get_paths()["purelib"]).resolve(), "<site-packages>"),
+              (Path.home().resolve(), "~")]
+    for root, label in places:
+        try:
+            rel = resolved.relative_to(root)
+        except ValueError:
+            continue
+        return str(rel) if label is None else f"{label}/{rel}"
+    return str(path)
+
+
 def format_weights_table(entries: list[WeightFile]) -> str:
     """A plain-text table of ``entries``, then install steps for the missing ones."""
     from tabulate import tabulate
 
     rows = [
         [e.name, e.used_by, "yes" if e.present else "MISSING", _size_text(e.size_bytes),
-         (e.sha256 or "-")[:16], os.fspath(e.path)]
+         (e.sha256 or "-")[:16], display_path(e.path)]
         for e in entries
     ]
     table = tabulate(rows, headers=["weights", "used by", "present", "size", "sha256", "path"])

@@ -120,3 +120,19 @@ def test_expected_checkpoints_cover_registered_trainable_methods():
         rel = f"baselines/checkpoints/{name}-default.pt"
         assert expected[rel] == f"python -m bench train --method {name} --profile default"
     assert not any("identity" in rel or "dct-qim" in rel for rel in expected)
+
+
+def test_display_path_names_places_any_reader_can_follow(tmp_path, monkeypatch):
+    import sysconfig
+    from pathlib import Path
+
+    from bench.weights import display_path
+
+    repo = Path(__file__).resolve().parents[1]
+    assert display_path(repo / "baselines" / "checkpoints" / "udh-default.pt") == \
+        "baselines/checkpoints/udh-default.pt"
+    site = Path(sysconfig.get_paths()["purelib"])
+    assert display_path(site / "lpips" / "x.pth") == "<site-packages>/lpips/x.pth"
+    monkeypatch.setenv("HOME", str(tmp_path))
+    assert display_path(tmp_path / ".cache" / "a.pth") == "~/.cache/a.pth"
+    assert display_path("/nowhere/else.pth") == "/nowhere/else.pth"
