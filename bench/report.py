@@ -574,8 +574,9 @@ def build_figures(results: Results, robustness: pd.DataFrame, out_dir: Path
     for attack in attacks:
         path = out_dir / f"robustness_{plots.safe_name(attack)}.png"
         robustness_pngs.append(plots.robustness_figure(robustness, attack, path))
-    if attacks:
-        robustness_pngs.append(plots.robustness_grid(robustness, attacks,
+    paper = [a for a in attacks if attack_family(a) == registry.PAPER_FAMILY]
+    if paper:  # the paper's attacks side by side; the others in their family figures
+        robustness_pngs.append(plots.robustness_grid(robustness, paper,
                                                      out_dir / "robustness_grid.png"))
     samples, problems = _load_samples(results)
     wanted = _sample_attacks(results.rows)

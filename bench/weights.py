@@ -164,7 +164,8 @@ def list_weights(repo_root: str | Path | None = None, hash_files: bool = True,
             "torchvision AlexNet (IMAGENET1K_V1)", "V-LPIPS, tLP (LPIPS backbone)", alexnet,
             "on a machine with network access run `python -c \"import torchvision; "
             "torchvision.models.alexnet(weights='IMAGENET1K_V1')\"` and copy the file "
-            f"{ALEXNET_FILE} from that machine's torch hub checkpoints folder to {display_path(alexnet)}",
+            f"{ALEXNET_FILE} from that machine's torch hub checkpoints folder to "
+            f"{display_path(alexnet)}",
             hash_files),
         _entry(
             "LPIPS linear layers v0.1 (alex)", "V-LPIPS, tLP", lpips_linear_path(),
