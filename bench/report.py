@@ -4,8 +4,8 @@ Outputs (in ``out_dir``): ``table1.csv`` / ``table1.md`` (the paper's Table 1: w
 fidelity and video quality per method, with the paper's figures beside), ``robustness.csv`` /
 ``robustness.md`` (W-PSNR, W-SSIM per method and attack setting), ``robustness_<attack>.png``
 per attack with numeric strengths, ``robustness_grid.png`` (the paper's attacks),
-``robustness_heatmap.png`` / ``robustness_heatmap.csv`` (mean W-PSNR per method and attack at its default setting, each
-chain as given), ``robustness_family_<family>.png`` (W-PSNR vs strength, or bits per pixel
+``robustness_heatmap.png`` / ``robustness_heatmap.csv`` (mean W-PSNR per method and attack
+at its default setting, each chain as given), ``robustness_family_<family>.png`` (W-PSNR vs strength, or bits per pixel
 for codecs when the rows have ``attack_bpp``, one axes per attack of the family, at most
 seven methods a figure: ``_2``, ``_3`` ... hold the others), ``samples_<method>.png``,
 ``ablation.csv`` (Safe-Sora variants beside the paper's ablation, bench/ablation.py),
