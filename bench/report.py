@@ -1,18 +1,18 @@
 """``bench report``: tables and figures built from a results folder alone.
 
 Outputs (in ``out_dir``): ``table1.csv`` / ``table1.md`` (the paper's Table 1: watermark
-fidelity and video quality per method, with the paper's figures beside), ``robustness.csv`` /
-``robustness.md`` (W-PSNR, W-SSIM per method and attack setting), ``robustness_<attack>.png``
-per attack with numeric strengths, ``robustness_grid.png`` (the paper's attacks),
-``robustness_heatmap.png`` / ``robustness_heatmap.csv`` (mean W-PSNR per method and attack
-at its default setting, each chain as given), ``robustness_family_<family>.png`` (W-PSNR vs strength, or bits per pixel
-for codecs when the rows have ``attack_bpp``, one axes per attack of the family, at most
-seven methods a figure: ``_2``, ``_3`` ... hold the others), ``samples_<method>.png``,
-``ablation.csv`` (Safe-Sora variants beside the paper's ablation, bench/ablation.py),
-``training.csv`` (the training summary, bench/training_summary.py) and ``README.md`` (the
-report). Every mean comes with a 95% percentile-bootstrap CI over videos
-and the number of videos it is taken over.
-"""
+fidelity and video quality per method, with the paper's figures beside), ``robustness.csv``
+/ ``robustness.md`` (W-PSNR, W-SSIM per method and attack setting),
+``robustness_<attack>.png`` per attack with numeric strengths, ``robustness_grid.png`` (the
+paper's attacks), ``robustness_heatmap.png`` / ``robustness_heatmap.csv`` (mean W-PSNR per
+method and attack at its default setting, each chain as given),
+``robustness_family_<family>.png`` (W-PSNR vs strength, or bits per pixel for codecs when
+the rows have ``attack_bpp``, one axes per attack of the family, at most seven methods a
+figure: ``_2``, ``_3`` ... hold the others), ``samples_<method>.png``, ``ablation.csv``
+(Safe-Sora variants beside the paper's ablation, bench/ablation.py), ``training.csv`` (the
+training summary, bench/training_summary.py) and ``README.md`` (the report). Every mean
+comes with a 95% percentile-bootstrap CI over videos and the number of videos it is taken
+over."""
 
 from __future__ import annotations
 
