@@ -67,13 +67,11 @@ class BalujaNet(PerFrameImageMethod):
     """Baluja's prep / hiding / reveal networks, applied to every frame."""
 
     name = "balujanet"
-    version = "1"
+    version = "2"  # 2: the block logo mapping (baselines._common)
     description = "Baluja 2017 deep steganography (prep/hide/reveal CNNs), per frame"
     train_defaults = {"lr": 1e-3, "betas": (0.5, 0.999), "weight_decay": 1e-5,
                       "batch_size": 2, "frames": 2, "steps": 5000, "precision": "bf16"}
     train_attacks = ("identity",)
-    #: its committed checkpoint was trained on the bilinear mapping (see baselines._common)
-    logo_mapping = "bilinear"
     train_crop = 0.5
 
     def build_network(self, profile: Profile) -> nn.Module:

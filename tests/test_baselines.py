@@ -27,6 +27,7 @@ from baselines.safe_sd import SafeSD
 from baselines.udh import UDH, UDHNetwork
 from baselines.wengnet import WengNet, WengNetwork, key_frame_flags
 from bench.api import BenchError, TrainableMethod
+from bench.checkpoints import card_path, checkpoint_path
 from bench.profiles import load_profile
 
 TINY = load_profile("tiny")
@@ -151,7 +152,9 @@ def test_unet_keeps_odd_sizes():
 @pytest.mark.parametrize("cls", METHODS, ids=IDS)
 def test_class_attributes(cls):
     assert issubclass(cls, TrainableMethod)
-    assert cls.name in NAMES and cls.version == "1" and cls.description
+    assert cls.name in NAMES and cls.version and cls.description
+    card = json.loads(card_path(checkpoint_path(cls.name, "default")).read_text())
+    assert card["method_version"] == cls.version  # the committed checkpoint loads
     assert "\n" not in cls.description
     for key in ("lr", "betas", "weight_decay", "batch_size", "steps", "frames"):
         assert key in cls.train_defaults
