@@ -35,3 +35,15 @@ def smooth_clip(t: int = 8, h: int = 32, w: int = 48) -> torch.Tensor:
 def psnr(a: torch.Tensor, b: torch.Tensor) -> float:
     """PSNR in dB of two tensors on [0, 1], in float64."""
     return float(10 * torch.log10(1.0 / ((a.double() - b.double()) ** 2).mean()))
+
+
+def seeded_output(attack, frames: torch.Tensor, seed: int = 7) -> torch.Tensor:
+    """``attack(frames)`` under ``seed``, checked: the same output twice, the input left as it
+    was, the input's shape, float32 values in [0, 1]."""
+    before = frames.clone()
+    first, second = attack(frames, seeded(seed)), attack(frames, seeded(seed))
+    assert torch.equal(frames, before), "input modified in place"
+    assert torch.equal(first, second), "same seed, different output"
+    assert first.shape == frames.shape and first.dtype == torch.float32
+    assert first.min() >= 0 and first.max() <= 1
+    return first
