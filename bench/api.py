@@ -177,7 +177,10 @@ class Attack(abc.ABC):
 
 @dataclass(frozen=True)
 class MetricSpec:
-    """What a metric measures; ``level`` is ``row`` (per video) or ``set`` (per set, FVD)."""
+    """What a metric measures. ``level``: ``row`` (one value per row) or ``set`` (one per set
+    of videos, FVD). ``compares``, for row metrics: ``video`` (watermarked vs cover video,
+    computed once per embedded video and shared by that video's rows) or ``logo`` (recovered
+    vs embedded logo, computed for every attacked row)."""
 
     name: str
     higher_is_better: bool
@@ -185,18 +188,90 @@ class MetricSpec:
     level: str
     description: str
     version: str = "1"
+    compares: str = "logo"
+
+
+#: a metric's status in a row: computed; not computable on this machine (weights absent:
+#: the row is still ``ok``); not defined for this method or input (tLP of one frame)
+METRIC_OK, METRIC_UNAVAILABLE, METRIC_NOT_APPLICABLE, METRIC_ERROR = (
+    "ok", "unavailable", "not_applicable", "error")
+METRIC_STATUSES = (METRIC_OK, METRIC_UNAVAILABLE, METRIC_NOT_APPLICABLE, METRIC_ERROR)
 
 
 @dataclass
 class MetricValue:
-    """A computed value, or NaN with the reason it could not be computed."""
+    """A computed value, or NaN with the reason it could not be computed and its ``status``
+    (``unavailable`` by default when NaN, ``not_applicable`` when the metric does not apply)."""
 
     value: float
     reason: str = ""
+    status: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.status:
+            self.status = METRIC_OK if not math.isnan(self.value) else METRIC_UNAVAILABLE
+        if self.status not in METRIC_STATUSES:
+            raise ValueError(f"metric status {self.status!r} is not one of {METRIC_STATUSES}")
 
     @property
     def available(self) -> bool:
         return not math.isnan(self.value)
+
+
+@dataclass(frozen=True)
+class MetricInputs:
+    """What a row metric is given. ``cover``/``watermarked``: (T, 3, H, W) in [0, 1] on
+    ``device``; for ``compares="logo"`` metrics also ``logo``/``recovered`` (3, h, w) in [0, 1]
+    (on the CPU) and the patch positions the method reported (``embedded_positions``: where
+    embed hid each patch, ``placed_positions``: where extract took them from; None when the
+    method reports none)."""
+
+    cover: torch.Tensor
+    watermarked: torch.Tensor
+    logo: Optional[torch.Tensor] = None
+    recovered: Optional[torch.Tensor] = None
+    embedded_positions: Optional[torch.Tensor] = None
+    placed_positions: Optional[torch.Tensor] = None
+    device: str = "cpu"
+
+
+class Metric(abc.ABC):
+    """A registered metric (entry point group ``bench.metrics``): its ``spec``, the CSV
+    ``column`` its values go to, and ``score`` for row metrics. The runner computes every
+    registered row metric for every row; set metrics (``level="set"``) are computed by the
+    runner's set stage (FVD)."""
+
+    spec: MetricSpec
+    column: str
+
+    @abc.abstractmethod
+    def score(self, inputs: MetricInputs) -> MetricValue:
+        """The metric of one row. Raise BenchError for bad input (the row becomes an error
+        row); return ``MetricValue(nan, reason)`` when it cannot be computed here."""
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+    @property
+    def higher_is_better(self) -> bool:
+        return self.spec.higher_is_better
+
+    @property
+    def unit(self) -> str:
+        return self.spec.unit
+
+    @property
+    def level(self) -> str:
+        return self.spec.level
+
+    @property
+    def version(self) -> str:
+        return self.spec.version
+
+    @property
+    def description(self) -> str:
+        return self.spec.description
 
 
 class Source(abc.ABC):

@@ -23,13 +23,20 @@ import io
 import math
 import re
 import warnings
-from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any, Callable, Iterable, Optional
 
 import torch
 import torch.nn.functional as F
 
-from bench.api import BenchError, MetricSpec, MetricValue
+from bench.api import (
+    METRIC_NOT_APPLICABLE,
+    BenchError,
+    Metric,
+    MetricInputs,
+    MetricSpec,
+    MetricValue,
+)
 from bench.fvd import fvd_of_videos
 from bench.weights import ALEXNET_SHA256_PREFIX, alexnet_path, lpips_linear_path, sha256_file
 
@@ -178,6 +185,14 @@ def watermark_metrics(recovered: torch.Tensor, logo: torch.Tensor) -> dict[str, 
     A perfect recovery has PSNR inf, stored as ``PSNR_CAP_DB`` (as for video frames). A shape
     mismatch or NaN/inf in either image raises BenchError (the runner makes an error row).
     """
+    check_logos(recovered, logo)
+    inputs = MetricInputs(cover=torch.empty(0), watermarked=torch.empty(0), logo=logo,
+                          recovered=recovered)
+    return {m.column: m.score(inputs) for m in (W_PSNR, W_SSIM)}
+
+
+def check_logos(recovered: torch.Tensor, logo: torch.Tensor) -> None:
+    """Both (3, h, w) tensors of one shape, finite; else BenchError."""
     if not isinstance(recovered, torch.Tensor) or not isinstance(logo, torch.Tensor):
         raise BenchError("watermark_metrics: recovered logo and logo must be torch tensors")
     if recovered.ndim != 3 or recovered.shape != logo.shape:
@@ -186,10 +201,6 @@ def watermark_metrics(recovered: torch.Tensor, logo: torch.Tensor) -> dict[str, 
             f"{tuple(logo.shape)}: a method must return (3, h, w) logos of the embedded size")
     _check_finite(recovered, "recovered logo")
     _check_finite(logo, "embedded logo")
-    return {
-        "w_psnr": MetricValue(min(psnr(recovered, logo), PSNR_CAP_DB)),
-        "w_ssim": MetricValue(ssim(recovered, logo)),
-    }
 
 
 NO_POSITIONS_REASON = "the method reports no patch positions"
@@ -206,7 +217,7 @@ def patch_accuracy(placed: Optional[torch.Tensor], embedded: Optional[torch.Tens
     positions (either tensor None); a shape mismatch raises BenchError.
     """
     if placed is None or embedded is None:
-        return MetricValue(math.nan, NO_POSITIONS_REASON)
+        return MetricValue(math.nan, NO_POSITIONS_REASON, METRIC_NOT_APPLICABLE)
     placed = torch.as_tensor(placed).reshape(-1)
     embedded = torch.as_tensor(embedded).reshape(-1)
     if placed.shape != embedded.shape or placed.numel() == 0:
@@ -357,6 +368,18 @@ def tlp(watermarked: torch.Tensor, cover: torch.Tensor, model: LpipsModel) -> fl
     return float((d_w - d_c).abs().mean())
 
 
+TLP_FRAMES_REASON = "tLP needs at least 2 frames"
+
+
+@lru_cache(maxsize=None)
+def _lpips_model(device: str, backbone: str) -> tuple[Optional[LpipsModel], str]:
+    """One LPIPS model per (device, backbone) per process, or None with the reason."""
+    try:
+        return LpipsModel(device=device, backbone=backbone), ""
+    except LpipsUnavailable as exc:
+        return None, str(exc)
+
+
 class VideoScorer:
     """Row-level video metrics of a watermarked video against its cover.
 
@@ -366,39 +389,26 @@ class VideoScorer:
     """
 
     def __init__(self, device: str = "cpu", lpips_backbone: str = "pretrained"):
-        self.device = torch.device(device)
-        self.lpips: LpipsModel | None = None
-        self.lpips_reason = ""
-        try:
-            self.lpips = LpipsModel(device=device, backbone=lpips_backbone)
-        except LpipsUnavailable as exc:
-            self.lpips_reason = str(exc)
+        self.device = str(torch.device(device))
+        self.metrics = [V_PSNR, V_SSIM, LpipsMetric("frame", lpips_backbone),
+                        LpipsMetric("temporal", lpips_backbone)]
+        self.lpips, self.lpips_reason = _lpips_model(self.device, lpips_backbone)
 
     def __call__(self, watermarked: torch.Tensor, cover: torch.Tensor) -> dict[str, MetricValue]:
-        _check_pair(watermarked, cover, 4, "video metrics")
-        if watermarked.shape[1] != 3:
-            raise BenchError(f"videos must be (T, 3, H, W), got {tuple(watermarked.shape)}")
-        _check_finite(watermarked, "watermarked video")
-        _check_finite(cover, "cover video")
-        w = watermarked.to(self.device)
-        c = cover.to(self.device)
-        out = {"v_psnr": MetricValue(video_psnr(w, c)), "v_ssim": MetricValue(video_ssim(w, c))}
-        if self.lpips is None:
-            out["v_lpips"] = MetricValue(math.nan, self.lpips_reason)
-            out["tlp"] = MetricValue(math.nan, self.lpips_reason)
-            return out
-        t = w.shape[0]
-        # one batched pass: (w_t, c_t), then (w_t, w_t+1), then (c_t, c_t+1)
-        firsts = torch.cat([w, w[:-1], c[:-1]])
-        seconds = torch.cat([c, w[1:], c[1:]])
-        d = self.lpips(firsts, seconds)
-        out["v_lpips"] = MetricValue(float(d[:t].mean()))
-        if t < 2:
-            out["tlp"] = MetricValue(math.nan, "tLP needs at least 2 frames")
-        else:
-            d_w, d_c = d[t:2 * t - 1], d[2 * t - 1:]
-            out["tlp"] = MetricValue(float((d_w - d_c).abs().mean()))
-        return out
+        inputs = video_inputs(watermarked, cover, self.device)
+        return {m.column: m.score(inputs) for m in self.metrics}
+
+
+def video_inputs(watermarked: torch.Tensor, cover: torch.Tensor,
+                 device: str = "cpu") -> MetricInputs:
+    """The inputs of the ``compares="video"`` metrics, checked: (T, 3, H, W) finite videos."""
+    _check_pair(watermarked, cover, 4, "video metrics")
+    if watermarked.shape[1] != 3:
+        raise BenchError(f"videos must be (T, 3, H, W), got {tuple(watermarked.shape)}")
+    _check_finite(watermarked, "watermarked video")
+    _check_finite(cover, "cover video")
+    return MetricInputs(cover=cover.to(device), watermarked=watermarked.to(device),
+                        device=device)
 
 
 # --------------------------------------------------------------------------- FVD
@@ -419,81 +429,139 @@ def fvd(watermarked_videos: Iterable[torch.Tensor],
 # --------------------------------------------------------------------------- metric objects
 
 
-@dataclass(frozen=True)
-class Metric:
-    """A registered metric: ``spec`` (registry name ``w-psnr``, direction, unit, level),
-    ``column`` (its CSV column, ``w_psnr``) and ``fn`` (the functional form; signatures
-    differ: ``(pred, target)``, LPIPS ones ``(watermarked, cover, model)``, FVD two sets)."""
+class FunctionMetric(Metric):
+    """A built-in metric: ``spec``, ``column`` (``w_psnr``), ``fn`` (its functional form;
+    signatures differ: ``(pred, target)``, LPIPS ones ``(watermarked, cover, model)``, FVD two
+    sets) and ``scorer`` (MetricInputs -> MetricValue, what the runner calls)."""
 
-    spec: MetricSpec
-    column: str
-    fn: Callable[..., Any]
+    def __init__(self, spec: MetricSpec, fn: Callable[..., Any],
+                 scorer: Optional[Callable[[MetricInputs], MetricValue]] = None):
+        self.spec = spec
+        self.column = spec.name.replace("-", "_")
+        self.fn = fn
+        self._scorer = scorer
 
-    @property
-    def name(self) -> str:
-        return self.spec.name
+    def score(self, inputs: MetricInputs) -> MetricValue:
+        if self._scorer is None:
+            raise BenchError(f"metric {self.name!r} is a set metric: the runner's set stage "
+                             "computes it")
+        return self._scorer(inputs)
 
-    @property
-    def higher_is_better(self) -> bool:
-        return self.spec.higher_is_better
-
-    @property
-    def unit(self) -> str:
-        return self.spec.unit
-
-    @property
-    def level(self) -> str:
-        return self.spec.level
-
-    @property
-    def version(self) -> str:
-        return self.spec.version
-
-    @property
-    def description(self) -> str:
-        return self.spec.description
+    def __repr__(self) -> str:
+        return f"<metric {self.name} v{self.version}>"
 
 
-def _metric(name: str, higher: bool, unit: str, level: str, desc: str, fn: Callable) -> Metric:
-    spec = MetricSpec(name=name, higher_is_better=higher, unit=unit, level=level,
-                      description=desc, version="1")
-    return Metric(spec=spec, column=name.replace("-", "_"), fn=fn)
+class LpipsMetric(Metric):
+    """V-LPIPS (``kind="frame"``: LPIPS(w_t, c_t), mean over frames) or tLP
+    (``kind="temporal"``); NaN, unavailable, without the pretrained backbone's weights."""
+
+    def __init__(self, kind: str, backbone: str = "pretrained"):
+        if kind not in ("frame", "temporal"):
+            raise ValueError(f"LPIPS metric kind must be 'frame' or 'temporal', not {kind!r}")
+        self.kind, self.backbone = kind, backbone
+        self.spec = _LPIPS_SPECS[kind]
+        self.column = self.spec.name.replace("-", "_")
+        self.fn = video_lpips if kind == "frame" else tlp
+
+    def score(self, inputs: MetricInputs) -> MetricValue:
+        model, reason = _lpips_model(str(inputs.device), self.backbone)
+        if model is None:
+            return MetricValue(math.nan, reason)
+        if self.kind == "temporal" and inputs.watermarked.shape[0] < 2:
+            return MetricValue(math.nan, TLP_FRAMES_REASON, METRIC_NOT_APPLICABLE)
+        return MetricValue(self.fn(inputs.watermarked, inputs.cover, model))
 
 
-W_PSNR = _metric("w-psnr", True, "dB", "row",
-                 "PSNR of the recovered logo vs the embedded logo (capped at 100 dB)", psnr)
-W_SSIM = _metric("w-ssim", True, "", "row",
-                 "SSIM (Gaussian 11x11, sigma 1.5) of the recovered vs the embedded logo", ssim)
-V_PSNR = _metric("v-psnr", True, "dB", "row",
-                 "PSNR of watermarked vs cover video, mean over frames (frames capped at 100 dB)",
-                 video_psnr)
-V_SSIM = _metric("v-ssim", True, "", "row",
-                 "SSIM of watermarked vs cover video, mean over frames", video_ssim)
-V_LPIPS = _metric("v-lpips", False, "", "row",
-                  "LPIPS (AlexNet, v0.1) of watermarked vs cover video, mean over frames",
-                  video_lpips)
-TLP = _metric("tlp", False, "", "row",
-              "temporal LPIPS: mean |LPIPS(w_t, w_t+1) - LPIPS(c_t, c_t+1)|, raw (paper x100)",
-              tlp)
-PATCH_ACC = _metric("patch-acc", True, "fraction", "row",
-                    "fraction of logo patches placed back at their own position (methods "
-                    "that report patch positions, such as Safe-Sora's position codes)",
-                    patch_accuracy)
-FVD = _metric("fvd", False, "", "set",
-              "Frechet video distance (I3D Kinetics-400) between watermarked and cover sets", fvd)
+def _spec(name: str, higher: bool, unit: str, compares: str, desc: str) -> MetricSpec:
+    level = "set" if compares == "set" else "row"
+    return MetricSpec(name=name, higher_is_better=higher, unit=unit, level=level,
+                      description=desc, version="1", compares=compares)
 
-ROW_COLUMNS = ["w_psnr", "w_ssim", "patch_acc", "v_psnr", "v_ssim", "v_lpips", "tlp"]
+
+def _logo_psnr(x: MetricInputs) -> MetricValue:
+    return MetricValue(min(psnr(x.recovered, x.logo), PSNR_CAP_DB))
+
+
+W_PSNR = FunctionMetric(_spec(
+    "w-psnr", True, "dB", "logo",
+    "PSNR of the recovered logo vs the embedded logo (capped at 100 dB)"), psnr, _logo_psnr)
+W_SSIM = FunctionMetric(_spec(
+    "w-ssim", True, "", "logo",
+    "SSIM (Gaussian 11x11, sigma 1.5) of the recovered vs the embedded logo"), ssim,
+    lambda x: MetricValue(ssim(x.recovered, x.logo)))
+PATCH_ACC = FunctionMetric(_spec(
+    "patch-acc", True, "fraction", "logo",
+    "fraction of logo patches placed back at their own position (methods that report patch "
+    "positions, such as Safe-Sora's position codes)"), patch_accuracy,
+    lambda x: patch_accuracy(x.placed_positions, x.embedded_positions))
+V_PSNR = FunctionMetric(_spec(
+    "v-psnr", True, "dB", "video",
+    "PSNR of watermarked vs cover video, mean over frames (frames capped at 100 dB)"),
+    video_psnr, lambda x: MetricValue(video_psnr(x.watermarked, x.cover)))
+V_SSIM = FunctionMetric(_spec(
+    "v-ssim", True, "", "video", "SSIM of watermarked vs cover video, mean over frames"),
+    video_ssim, lambda x: MetricValue(video_ssim(x.watermarked, x.cover)))
+_LPIPS_SPECS = {
+    "frame": _spec("v-lpips", False, "", "video",
+                   "LPIPS (AlexNet, v0.1) of watermarked vs cover video, mean over frames"),
+    "temporal": _spec("tlp", False, "", "video",
+                      "temporal LPIPS: mean |LPIPS(w_t, w_t+1) - LPIPS(c_t, c_t+1)|, raw "
+                      "(paper x100)"),
+}
+V_LPIPS = LpipsMetric("frame")
+TLP = LpipsMetric("temporal")
+FVD = FunctionMetric(_spec(
+    "fvd", False, "", "set",
+    "Frechet video distance (I3D Kinetics-400) between watermarked and cover sets"), fvd)
+
+#: the built-in metrics, in the order of the tables
 ALL = [W_PSNR, W_SSIM, PATCH_ACC, V_PSNR, V_SSIM, V_LPIPS, TLP, FVD]
-#: row metrics that only some methods can have: NaN with a reason, yet the row stays ``ok``
-NOT_APPLICABLE_REASONS = {"patch_acc": NO_POSITIONS_REASON}
+ROW_COLUMNS = [m.column for m in ALL if m.level == "row"]
+
+
+def _as_metric(name: str, obj: Any) -> Metric:
+    metric = obj() if isinstance(obj, type) else obj
+    spec = getattr(metric, "spec", None)
+    if not isinstance(spec, MetricSpec) or not callable(getattr(metric, "score", None)) \
+            or not isinstance(getattr(metric, "column", None), str):
+        raise BenchError(f"metric {name!r} does not satisfy the metric contract (a spec, a "
+                         "column and score(inputs), see bench.api.Metric)")
+    if spec.level not in ("row", "set") or (spec.level == "row"
+                                             and spec.compares not in ("video", "logo")):
+        raise BenchError(f"metric {name!r}: level must be 'row' or 'set' and a row metric "
+                         f"compares 'video' or 'logo' (got {spec.level!r}, {spec.compares!r})")
+    return metric
+
+
+def registered() -> list[Metric]:
+    """Every metric of the ``bench.metrics`` entry points: the built-ins in table order, then
+    plugins by name. Two metrics writing the same column raise BenchError."""
+    from bench import registry
+
+    found = [_as_metric(n, registry.get("metrics", n)) for n in registry.names("metrics")]
+    builtin = {id(m): i for i, m in enumerate(ALL)}
+    found.sort(key=lambda m: (builtin.get(id(m), len(ALL)), m.name))
+    columns: dict[str, str] = {}
+    for metric in found:
+        if metric.column in columns:
+            raise BenchError(f"metrics {columns[metric.column]!r} and {metric.name!r} both "
+                             f"write column {metric.column!r}")
+        columns[metric.column] = metric.name
+    return found
+
+
+def row_columns() -> list[str]:
+    """The CSV columns of every registered row metric (built-ins first)."""
+    return [m.column for m in registered() if m.level == "row"]
 
 
 def by_column(column: str) -> Metric:
-    """The metric stored in CSV column ``column`` (``w_psnr``; ``w-psnr`` is accepted too)."""
-    for metric in ALL:
+    """The registered metric stored in CSV column ``column`` (``w_psnr``; ``w-psnr`` works)."""
+    known = registered()
+    for metric in known:
         if column in (metric.column, metric.spec.name):
             return metric
-    columns = [m.column for m in ALL]
+    columns = [m.column for m in known]
     close = difflib.get_close_matches(column.replace("-", "_"), columns, n=3, cutoff=0.5)
     hint = f"; did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
     raise BenchError(f"unknown metric column {column!r}{hint} (known: {', '.join(columns)})")

@@ -17,7 +17,6 @@ over."""
 from __future__ import annotations
 
 import math
-import re
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,11 +27,19 @@ from tabulate import tabulate
 
 from bench import metrics, plots, registry
 from bench.ablation import ABLATION_LEGEND, ablation_markdown, ablation_table
-from bench.api import BenchError
+from bench.api import METRIC_NOT_APPLICABLE, BenchError
 from bench.formatting import IDENTITY, format_cell, format_number, per_video
 from bench.gate import version_text
 from bench.reference import load_paper_table1
-from bench.results import Results, load_results, require_complete, usable_folder, usable_rows
+from bench.results import (
+    METRIC_COLUMNS,
+    Results,
+    load_results,
+    metric_status,
+    require_complete,
+    usable_folder,
+    usable_rows,
+)
 from bench.stats import bootstrap_ci, paired_test
 from bench.training_curves import CURVES_LEGEND, curves_figure, curves_table
 from bench.training_summary import TRAINING_LEGEND, training_markdown, training_table
@@ -70,6 +77,17 @@ TABLE1_COLUMNS = [
     Column("v_ssim", "v_ssim"), Column("v_lpips", "v_lpips"), Column("tlp_x100", "tlp", 100.0),
     Column("fvd", "fvd"),
 ]
+
+
+def table1_columns(columns) -> list[Column]:
+    """Table 1's columns: the paper's, then one per plugin row metric whose column is in
+    ``columns`` (the rows' or the table's)."""
+    builtin = {c.metric for c in TABLE1_COLUMNS} | set(METRIC_COLUMNS)
+    plugins = [m.column for m in metrics.registered()
+               if m.level == "row" and m.column not in builtin and m.column in set(columns)]
+    return [*TABLE1_COLUMNS, *(Column(c, c) for c in plugins)]
+
+
 ROBUSTNESS_METRICS = ("w_psnr", "w_ssim", "patch_acc")
 NOT_APPLICABLE = "n/a"
 HEATMAP_METRIC = "w_psnr"
@@ -96,7 +114,8 @@ class Notes:
 def prepare_rows(rows: pd.DataFrame) -> pd.DataFrame:
     """A copy of ``rows`` with metric and strength columns as floats (bad cells -> NaN)."""
     rows = rows.copy()
-    for column in [*metrics.ROW_COLUMNS, "strength", *([BPP] if BPP in rows.columns else [])]:
+    measured = [c for c in metrics.row_columns() if c in rows.columns]
+    for column in [*measured, "strength", *([BPP] if BPP in rows.columns else [])]:
         rows[column] = pd.to_numeric(rows[column], errors="coerce")
     for column in ("method", "attack", "attack_params", "video_id", "status"):
         rows[column] = rows[column].astype(str)
@@ -116,26 +135,25 @@ def _in_order(values) -> list[str]:
 
 
 def metric_reasons(rows: pd.DataFrame) -> dict[str, list[str]]:
-    """Reasons per metric column, parsed from ``error`` of rows with status ``unavailable``.
-
-    The runner writes ``"v_lpips: reason; tlp: reason"``; text that names no known metric is
-    filed under ``""``.
-    """
-    keys = sorted(metrics.ROW_COLUMNS, key=len, reverse=True)
-    pattern = re.compile(r"(?:^|;\s*)(" + "|".join(map(re.escape, keys)) + r"):\s*")
+    """Why metrics are missing: metric column -> its distinct reasons, from the rows'
+    ``metric_status``; the reasons of rows whose method could not run at all (status
+    ``unavailable``: a missing checkpoint, ...) are filed under ``""``."""
     out: dict[str, list[str]] = {}
+    for cell in rows.get("metric_status", pd.Series(dtype=str)):
+        for column, entry in metric_status(cell).items():
+            out.setdefault(column, []).append(str(entry.get("reason") or "no reason given"))
     for text in rows.loc[rows["status"] == "unavailable", "error"]:
-        text = str(text).strip()
-        matches = list(pattern.finditer(text))
-        if not matches:
-            if text:
-                out.setdefault("", []).append(text)
-            continue
-        for i, match in enumerate(matches):
-            end = matches[i + 1].start() if i + 1 < len(matches) else len(text)
-            reason = text[match.end():end].strip().rstrip(";").strip()
-            out.setdefault(match.group(1), []).append(reason or "no reason given")
+        if str(text).strip():
+            out.setdefault("", []).append(str(text).strip())
     return {k: list(dict.fromkeys(v)) for k, v in out.items()}
+
+
+def not_applicable(rows: pd.DataFrame, column: str) -> bool:
+    """Every row of ``rows`` has ``column`` as ``not_applicable`` (e.g. patch accuracy of a
+    method that reports no patch positions)."""
+    cells = [metric_status(c).get(column, {}).get("status") for c in rows["metric_status"]] \
+        if "metric_status" in rows.columns else []
+    return bool(cells) and all(c == METRIC_NOT_APPLICABLE for c in cells)
 
 
 # --------------------------------------------------------------------------- tables
@@ -184,6 +202,7 @@ def quality_table(results: Results, notes: Notes | None = None) -> pd.DataFrame:
     methods = _in_order(rows["method"])
     per_method_values: dict[str, dict[str, pd.Series]] = {}
     records = []
+    columns = table1_columns(rows.columns)
     for method in methods:
         mine = rows[rows["method"] == method]
         reasons = metric_reasons(mine)
@@ -191,7 +210,7 @@ def quality_table(results: Results, notes: Notes | None = None) -> pd.DataFrame:
                   "method_version": ",".join(_in_order(mine["method_version"])),
                   "n_videos": int(mine["video_id"].nunique())}
         per_method_values[method] = {}
-        for col in TABLE1_COLUMNS:
+        for col in columns:
             if col.metric == "fvd":
                 summary, reason = _fvd_entry(results.sets, method)
             else:
@@ -217,13 +236,13 @@ def quality_table(results: Results, notes: Notes | None = None) -> pd.DataFrame:
             record[f"{col.key}_n"] = summary["n"]
             record[f"{col.key}_p"] = math.nan
             record[f"{col.key}_sig"] = False
-            paper_value = paper[col.metric].get(method, math.nan) if method in paper.index \
-                else math.nan
+            paper_value = paper[col.metric].get(method, math.nan) \
+                if method in paper.index and col.metric in paper.columns else math.nan
             record[f"paper_{col.key}"] = float(paper_value)
         records.append(record)
     table = pd.DataFrame.from_records(records)
     if not table.empty:
-        for col in TABLE1_COLUMNS:
+        for col in columns:
             if col.metric != "fvd":
                 _mark_best(table, col, per_method_values)
     return table
@@ -254,7 +273,8 @@ def robustness_table(results: Results) -> pd.DataFrame:
 
     Columns: ``method``, ``attack``, ``attack_params``, ``strength``, ``attack_bpp`` (mean
     over videos, only when the rows have that column), ``n_videos`` (videos with a non-error
-    row), ``errors`` (error rows), and per metric ``KEY``, ``KEY_lo``, ``KEY_hi``, ``KEY_n``.
+    row), ``errors`` (error rows), and per metric ``KEY``, ``KEY_lo``, ``KEY_hi``, ``KEY_n``,
+    ``KEY_na`` (the metric does not apply to any of the setting's rows).
     Attacks in order of first appearance, settings by strength.
     """
     rows = prepare_rows(results.rows)
@@ -285,11 +305,12 @@ def robustness_table(results: Results) -> pd.DataFrame:
                     record[f"{metric}_lo"] = summary["lo"]
                     record[f"{metric}_hi"] = summary["hi"]
                     record[f"{metric}_n"] = summary["n"]
+                    record[f"{metric}_na"] = not_applicable(ok, metric)
                 records.append(record)
     columns = ["method", "attack", "attack_params", "strength", *([BPP] if has_bpp else []),
                "n_videos", "errors"]
     for metric in ROBUSTNESS_METRICS:
-        columns += [metric, f"{metric}_lo", f"{metric}_hi", f"{metric}_n"]
+        columns += [metric, f"{metric}_lo", f"{metric}_hi", f"{metric}_n", f"{metric}_na"]
     return pd.DataFrame.from_records(records, columns=columns)
 
 
@@ -462,17 +483,18 @@ def error_summary(rows: pd.DataFrame) -> tuple[int, list[tuple[str, int, str]]]:
 def table1_markdown(table: pd.DataFrame) -> str:
     """Table 1 as a markdown table: measured cells and, where any method is in the paper,
     a ``paper`` column after each metric."""
+    columns = table1_columns(table.columns)
     with_paper = any(np.isfinite(table[f"paper_{c.key}"].astype(float)).any()
-                     for c in TABLE1_COLUMNS) if not table.empty else False
+                     for c in columns) if not table.empty else False
     headers = ["method", "version", "n"]
-    for col in TABLE1_COLUMNS:
+    for col in columns:
         headers.append(col.label)
         if with_paper:
             headers.append("paper")
     body = []
     for _, row in table.iterrows():
         line = [row["method"], row["method_version"], int(row["n_videos"])]
-        for col in TABLE1_COLUMNS:
+        for col in columns:
             mark = MARK if bool(row[f"{col.key}_sig"]) else ""
             line.append(format_cell(row[col.key], row[f"{col.key}_lo"], row[f"{col.key}_hi"],
                                     int(row[f"{col.key}_n"]), int(row["n_videos"]), mark))
@@ -493,7 +515,7 @@ def robustness_markdown(table: pd.DataFrame) -> str:
         line = [row["method"], row["attack_params"], strength, int(row["n_videos"]),
                 int(row["errors"])]
         for metric in ROBUSTNESS_METRICS:
-            if metric in metrics.NOT_APPLICABLE_REASONS and int(row[f"{metric}_n"]) == 0:
+            if bool(row.get(f"{metric}_na", False)) and int(row[f"{metric}_n"]) == 0:
                 line.append(NOT_APPLICABLE)
                 continue
             line.append(format_cell(row[metric], row[f"{metric}_lo"], row[f"{metric}_hi"],
@@ -630,7 +652,7 @@ def _notes_markdown(notes: Notes, table: pd.DataFrame) -> str:
         return "No methods in the results."
     if not notes.unavailable:
         return "Every metric has values for every method."
-    labels = {c.key: c.label for c in TABLE1_COLUMNS}
+    labels = {c.key: c.label for c in table1_columns(table.columns)}
     grouped: dict[tuple[str, tuple[str, ...]], list[str]] = {}  # (reason, methods) -> metrics
     for key, reasons in notes.unavailable.items():
         for reason, methods in reasons.items():

@@ -1,11 +1,15 @@
 """The results schema of a run folder: ``rows.csv``, ``sets.csv``, ``manifest.json``, ``samples/``.
 
 ``rows.csv``: one long row per (video, method, attack with params). Floats are raw (tLP is
-*not* scaled by 100). ``status`` is ``ok``, ``unavailable`` (some metric could not be
-computed; ``error`` holds the reasons, the metric is NaN) or ``error`` (the pipeline failed for
-that row; ``error`` holds the message). ``attack_bytes`` is the size of the attack's
-bitstream (a codec's packets, JPEG files) and ``attack_bpp`` its bits per pixel,
-``bytes * 8 / (T * H * W)``; both are empty for attacks without one.
+*not* scaled by 100). ``status`` is ``ok`` (every metric that applies was computed, or cannot
+be computed on this machine), ``unavailable`` (the method could not run here, e.g. its
+checkpoint is absent; ``error`` holds the reason) or ``error`` (the method, the attack, the
+input or a metric failed; ``error`` holds the message). ``metric_status`` is JSON
+``{column: {"status": "unavailable" | "not_applicable" | "error", "reason": ...}}`` for each
+metric the row lacks (NaN in its column), empty when it lacks none. ``attack_bytes`` is the
+size of the attack's bitstream (a codec's packets, JPEG files) and ``attack_bpp`` its bits per
+pixel, ``bytes * 8 / (T * H * W)``; both are empty for attacks without one. A plugin metric
+adds its column after the built-in ones.
 ``sets.csv``: set-level metrics (FVD) per method and attack, with ``n`` videos and a 95%
 bootstrap interval over videos (``ci_lo``, ``ci_hi``).
 ``samples/``: per method and attack one ``.npz`` (arrays ``cover``, ``watermarked``,
@@ -29,11 +33,13 @@ import pandas as pd
 
 from bench.api import BenchError
 
-ROW_COLUMNS = [
-    "video_id", "logo_id", "method", "method_version", "attack", "attack_version",
-    "attack_params", "strength", "seed", "w_psnr", "w_ssim", "patch_acc", "v_psnr", "v_ssim",
-    "v_lpips", "tlp", "embed_s", "extract_s", "attack_bytes", "attack_bpp", "status", "error",
-]
+ID_COLUMNS = ["video_id", "logo_id", "method", "method_version", "attack", "attack_version",
+              "attack_params", "strength", "seed"]
+#: the built-in row metrics (bench.metrics); a plugin metric's column follows them
+METRIC_COLUMNS = ["w_psnr", "w_ssim", "patch_acc", "v_psnr", "v_ssim", "v_lpips", "tlp"]
+TAIL_COLUMNS = ["embed_s", "extract_s", "attack_bytes", "attack_bpp", "status", "error",
+                "metric_status"]
+ROW_COLUMNS = [*ID_COLUMNS, *METRIC_COLUMNS, *TAIL_COLUMNS]
 #: row columns derived from others (filled in for rows stored before they existed)
 DERIVED_ROW_COLUMNS = ("attack_bpp",)
 SET_COLUMNS = [
@@ -42,7 +48,7 @@ SET_COLUMNS = [
 ]
 STATUSES = ("ok", "unavailable", "error")
 TEXT_COLUMNS = ["video_id", "logo_id", "method", "method_version", "attack", "attack_version",
-                "attack_params", "status", "error"]
+                "attack_params", "status", "error", "metric_status"]
 
 
 @dataclass
@@ -94,6 +100,29 @@ def bits_per_pixel(size_bytes, shape) -> Optional[float]:
     return float(size_bytes) * 8.0 / (time * height * width)
 
 
+def row_columns(metric_columns: list[str]) -> list[str]:
+    """The rows.csv columns of a run whose row metrics write ``metric_columns``."""
+    return [*ID_COLUMNS, *metric_columns, *TAIL_COLUMNS]
+
+
+def metric_status_text(status: dict[str, dict]) -> str:
+    """The ``metric_status`` cell: JSON ``{column: {"status": ..., "reason": ...}}`` of the
+    metrics a row lacks (``""`` when every metric was computed)."""
+    return json.dumps(status, sort_keys=True) if status else ""
+
+
+def metric_status(cell) -> dict[str, dict]:
+    """A ``metric_status`` cell read back (empty, NaN or unreadable -> ``{}``)."""
+    if not isinstance(cell, str) or not cell.strip():
+        return {}
+    try:
+        value = json.loads(cell)
+    except json.JSONDecodeError:
+        return {}
+    return {k: v for k, v in value.items() if isinstance(v, dict)} if isinstance(value, dict) \
+        else {}
+
+
 def write_table(path: Path, records: list[dict], columns: list[str]) -> None:
     frame = pd.DataFrame.from_records(records, columns=columns)
     atomic_write_bytes(path, frame.to_csv(index=False).encode())
@@ -138,6 +167,8 @@ def load_results(folder: str | Path) -> Results:
         rows["patch_acc"] = np.nan
     if "attack_bpp" not in rows.columns:  # results written before the column existed
         rows["attack_bpp"] = np.nan
+    if "metric_status" not in rows.columns:  # results written before per-metric status
+        rows["metric_status"] = ""
     missing = [c for c in ROW_COLUMNS if c not in rows.columns]
     if missing:
         raise BenchError(f"{rows_path} lacks columns {missing}")
@@ -147,6 +178,7 @@ def load_results(folder: str | Path) -> Results:
     manifest_path = folder / "manifest.json"
     manifest = json.loads(manifest_path.read_text()) if manifest_path.exists() else {}
     rows["error"] = rows["error"].fillna("")
+    rows["metric_status"] = rows["metric_status"].fillna("")
     return Results(folder, rows, sets, manifest, truncated)
 
 

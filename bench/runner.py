@@ -27,12 +27,15 @@ from tqdm import tqdm
 
 from bench import metrics, registry
 from bench.api import (
+    METRIC_ERROR,
     Attack,
     BenchError,
     Clip,
     ClipError,
     Logo,
     Method,
+    MetricInputs,
+    MetricValue,
     Profile,
     TrainableMethod,
     check_device,
@@ -41,10 +44,11 @@ from bench.attack_spec import attack_groups, unique
 from bench.profiles import load_profile
 from bench.results import (
     DERIVED_ROW_COLUMNS,
-    ROW_COLUMNS,
     SET_COLUMNS,
     STATUSES,
     bits_per_pixel,
+    metric_status_text,
+    row_columns,
     usable_folder,
     write_manifest,
     write_sample,
@@ -223,7 +227,10 @@ def _validate(out: torch.Tensor, shape: tuple, what: str) -> None:
 #: row fields that identify a row: a cached row must carry exactly the expected ones
 ROW_ID_KEYS = ("video_id", "logo_id", "method", "method_version", "attack", "attack_version",
                "attack_params", "seed")
-EMBED_KEYS = ("embed_s", "positions", "metrics", "reasons")
+#: what is cached with a watermarked video: embed time, patch positions, video metrics
+EMBED_KEYS = ("embed_s", "positions", "metrics", "metric_status")
+#: bump when the row schema changes (invalidates cached rows, not watermarked videos)
+ROW_SCHEMA = "2"  # 2: per-metric status in metric_status; unavailable metrics keep rows ok
 
 
 def _row_valid(row: dict, base: dict) -> bool:
@@ -233,8 +240,7 @@ def _row_valid(row: dict, base: dict) -> bool:
 
 
 def _embed_info_valid(info: dict) -> bool:
-    return (isinstance(info["metrics"], dict) and isinstance(info["reasons"], dict)
-            and isinstance(info["embed_s"], (int, float))
+    return (isinstance(info["embed_s"], (int, float))
             and (info["positions"] is None or isinstance(info["positions"], list)))
 
 
@@ -249,6 +255,25 @@ def _from_8bit(x: torch.Tensor) -> torch.Tensor:
 def as_8bit(clip: Clip) -> Clip:
     """The clip as an 8-bit video would hold it: covers and watermarked videos alike are 8-bit."""
     return dataclasses.replace(clip, frames=_from_8bit(_to_8bit(clip.frames)))
+
+
+def score_metrics(chosen: list, inputs: MetricInputs) -> tuple[dict, dict]:
+    """Every metric of ``chosen`` on ``inputs``: ``(values, status)``, ``values`` column ->
+    float (NaN when not computed), ``status`` column -> ``{"status", "reason"}`` for each
+    metric not computed. A BenchError (bad input) propagates: the row is an error row; any
+    other exception of a metric is that metric's ``error`` status."""
+    values, status = {}, {}
+    for metric in chosen:
+        try:
+            result = metric.score(inputs)
+        except BenchError:
+            raise
+        except Exception as exc:  # a broken (plugin) metric must not stop the run
+            result = MetricValue(math.nan, _describe(exc), METRIC_ERROR)
+        values[metric.column] = float(result.value)
+        if result.status != "ok":
+            status[metric.column] = {"status": result.status, "reason": result.reason}
+    return values, status
 
 
 class Runner:
@@ -270,7 +295,13 @@ class Runner:
         self.cache = Cache(config.cache_dir)
         self.cache.check_usable()
         usable_folder(config.out, "results folder")
-        self.scorer = metrics.VideoScorer(device=self.device)
+        registered = metrics.registered()
+        self.video_metrics = [m for m in registered if m.level == "row"
+                              and m.spec.compares == "video"]
+        self.logo_metrics = [m for m in registered if m.level == "row"
+                             and m.spec.compares == "logo"]
+        self.metric_versions = {m.column: m.version for m in registered}
+        self.row_columns = row_columns([m.column for m in registered if m.level == "row"])
         self.fingerprints = {m.name: _method_fingerprint(m) for m in self.methods
                              if not isinstance(m, MissingMethod)}
         self.rows: list[dict] = []
@@ -308,11 +339,17 @@ class Runner:
                 for a in self.attacks_for(index)]
 
     def _embed(self, clip: Clip, logo: Logo, method: Method, key: str) -> dict:
-        """The 8-bit watermarked video and its video-level metrics (cached)."""
+        """The 8-bit watermarked video and its video-level metrics (cached). A cached video
+        whose metrics were computed for another set of metrics is scored again, not embedded
+        again."""
         stored = self._cached_video(key, tuple(clip.frames.shape))
-        info = self.cache.get_json("watermarked", key, EMBED_KEYS, _embed_info_valid)
+        info = self.cache.get_json("watermarked", key, EMBED_KEYS[:2], _embed_info_valid)
         if stored is not None and info is not None:
-            return {"video": _from_8bit(stored["video"]), **info}
+            video = _from_8bit(stored["video"])
+            if not self._scored(info):
+                info = self._score_video(video, clip, info["embed_s"], info["positions"])
+                self.cache.put_json("watermarked", key, info)
+            return {"video": video, **info}
         frames = clip.frames.to(self.device)[None]
         start = time.perf_counter()
         with torch.no_grad():
@@ -321,14 +358,24 @@ class Runner:
         _validate(out, frames.shape, f"{method.name}.embed")
         hidden_at = method.embedded_positions()
         video = _from_8bit(_to_8bit(out[0].cpu()))
-        scores = self.scorer(video, clip.frames)
-        info = {"embed_s": embed_s,
-                "positions": None if hidden_at is None else hidden_at[0].cpu().tolist(),
-                "metrics": {k: v.value for k, v in scores.items()},
-                "reasons": {k: v.reason for k, v in scores.items() if not v.available}}
+        info = self._score_video(video, clip, embed_s,
+                                 None if hidden_at is None else hidden_at[0].cpu().tolist())
         self.cache.put_tensors("watermarked", key, {"video": _to_8bit(video)})
         self.cache.put_json("watermarked", key, info)
         return {"video": video, **info}
+
+    def _scored(self, info: dict) -> bool:
+        """The cached embed info holds this run's video metrics (and their status)."""
+        return (isinstance(info.get("metrics"), dict) and isinstance(info.get("metric_status"),
+                                                                     dict)
+                and set(info["metrics"]) >= {m.column for m in self.video_metrics})
+
+    def _score_video(self, video: torch.Tensor, clip: Clip, embed_s: float,
+                     positions: Optional[list]) -> dict:
+        values, status = score_metrics(self.video_metrics,
+                                       metrics.video_inputs(video, clip.frames, self.device))
+        return {"embed_s": embed_s, "positions": positions, "metrics": values,
+                "metric_status": status}
 
     def _cached_video(self, key: str, shape: tuple) -> Optional[dict]:
         """The cached 8-bit watermarked video of ``key`` if it is one of ``shape``."""
@@ -348,20 +395,24 @@ class Runner:
         extract_s = time.perf_counter() - start
         _validate(recovered, (1, *logo.image.shape), f"{method.name}.extract")
         recovered = recovered[0].cpu().clamp(0, 1)
-        w = metrics.watermark_metrics(recovered, logo.image)
+        metrics.check_logos(recovered, logo.image)
         placed = method.positions()
-        w["patch_acc"] = metrics.patch_accuracy(
-            None if placed is None else placed[0].cpu(),
-            None if embedded.get("positions") is None else torch.tensor(embedded["positions"]))
-        values = {**embedded["metrics"], **{k: v.value for k, v in w.items()}}
-        reasons = {**embedded["reasons"], **{k: v.reason for k, v in w.items() if not v.available}}
-        row.update(values)
+        inputs = MetricInputs(
+            cover=clip.frames, watermarked=embedded["video"], logo=logo.image,
+            recovered=recovered, device=self.device,
+            placed_positions=None if placed is None else placed[0].cpu(),
+            embedded_positions=(None if embedded.get("positions") is None
+                                else torch.tensor(embedded["positions"])))
+        values, status = score_metrics(self.logo_metrics, inputs)
+        row.update({**embedded["metrics"], **values})
+        status = {**embedded["metric_status"], **status}
         size = (getattr(attack, "last_info", None) or {}).get("bytes")
         row.update(embed_s=embedded["embed_s"], extract_s=extract_s, attack_bytes=size,
                    attack_bpp=bits_per_pixel(size, attacked.shape))
-        missing = [k for k, v in reasons.items() if metrics.NOT_APPLICABLE_REASONS.get(k) != v]
-        row["status"] = "unavailable" if missing else "ok"
-        row["error"] = "; ".join(f"{k}: {v}" for k, v in sorted(reasons.items()))
+        failed = {k: v["reason"] for k, v in status.items() if v["status"] == METRIC_ERROR}
+        row["status"] = "error" if failed else "ok"
+        row["error"] = "; ".join(f"metric {k} failed: {v}" for k, v in sorted(failed.items()))
+        row["metric_status"] = metric_status_text(status)
         if sample:
             mid = clip.frames.shape[0] // 2
             write_sample(self.config.out, method.name, attack.canonical,
@@ -379,10 +430,10 @@ class Runner:
         attacks = self.attacks_for(index)
         row_keys = [make_key("row", wm_key, a.name, a.version, a.canonical,
                              row_seed(self.config.seed, clip.id, a.canonical),
-                             [m.spec.version for m in metrics.ALL], clip.id, logo.id)
+                             ROW_SCHEMA, self.metric_versions, clip.id, logo.id)
                     for a in attacks]
         bases = [self._base_row(clip.id, logo, method, a) for a in attacks]
-        stored = tuple(c for c in ROW_COLUMNS if c not in DERIVED_ROW_COLUMNS)
+        stored = tuple(c for c in self.row_columns if c not in DERIVED_ROW_COLUMNS)
         cached = [self.cache.get_json("rows", k, stored, lambda r, b=b: _row_valid(r, b))
                   for k, b in zip(row_keys, bases, strict=True)]
         for row in cached:  # rows cached before attack_bpp existed
@@ -472,9 +523,9 @@ class Runner:
                 self.rows.extend(rows)
                 bar.update(1)
                 bar.set_postfix(clip=getattr(clip, "id", "?"), method=method.name)
-            _write_out(write_table, out / "rows.csv", self.rows, ROW_COLUMNS)
+            _write_out(write_table, out / "rows.csv", self.rows, self.row_columns)
         bar.close()
-        _write_out(write_table, out / "rows.csv", self.rows, ROW_COLUMNS)
+        _write_out(write_table, out / "rows.csv", self.rows, self.row_columns)
         _write_out(write_table, out / "sets.csv", self._set_rows(ok_videos), SET_COLUMNS)
         statuses = {s: sum(r["status"] == s for r in self.rows) for s in ("ok", "unavailable",
                                                                           "error")}
@@ -538,7 +589,7 @@ class Runner:
             "methods_failed": {m.name: m.reason for m in self.methods
                                if isinstance(m, MissingMethod) and m.status == "error"},
             "attacks": {a.canonical: a.version for a in self.attacks},
-            "metrics": {m.column: m.spec.version for m in metrics.ALL},
+            "metrics": self.metric_versions,
             "weights": {w.name: w.sha256 for w in list_weights() if w.present},
             "source": {"spec": self.config.source, "name": self.source.name,
                        "version": self.source.version},

@@ -14,6 +14,7 @@ from bench.results import (
     ROW_COLUMNS,
     SET_COLUMNS,
     load_results,
+    metric_status_text,
     write_manifest,
     write_sample,
     write_table,
@@ -48,7 +49,10 @@ def make_rows(seed: int = 0) -> list[dict]:
                     drop = 0.0 if math.isnan(strength) else strength
                     row.update(video_metrics, w_psnr=40 - drop + 3 * m_index + rng.normal(),
                                w_ssim=0.85 - drop / 100 + 0.1 * rng.random(),
-                               status="unavailable", error=f"v_lpips: {LPIPS_REASON}")
+                               status="ok", error="",
+                               metric_status=metric_status_text(
+                                   {"v_lpips": {"status": "unavailable",
+                                                "reason": LPIPS_REASON}}))
                 records.append(row)
     return records
 
@@ -194,14 +198,22 @@ def test_report_degrades_gracefully(tmp_path, case):
         assert "every row of this method is an error row" in (out / "README.md").read_text()
 
 
-def test_metric_reasons_parses_the_runner_format():
-    rows = pd.DataFrame({"status": ["unavailable", "ok", "unavailable"],
-                         "error": ["v_lpips: no weights; tlp: no weights; a; b", "",
-                                   "something else"]})
+def test_metric_reasons_come_from_the_structured_status():
+    """Reasons per metric are read from ``metric_status`` JSON, never from error text; the
+    reason of a row whose method could not run is filed under ``""``."""
+    lpips = {"status": "unavailable", "reason": "no weights; see `bench weights`"}
+    rows = pd.DataFrame({
+        "status": ["ok", "ok", "unavailable", "error"],
+        "error": ["", "", "checkpoint absent", "v_lpips: not a reason"],
+        "metric_status": [metric_status_text({"v_lpips": lpips, "tlp": lpips}),
+                          metric_status_text({"patch_acc": {"status": "not_applicable",
+                                                            "reason": "no positions"}}),
+                          "", ""]})
     reasons = report.metric_reasons(rows)
-    assert reasons["v_lpips"] == ["no weights"]
-    assert reasons["tlp"] == ["no weights; a; b"]
-    assert reasons[""] == ["something else"]
+    assert reasons == {"v_lpips": [lpips["reason"]], "tlp": [lpips["reason"]],
+                       "patch_acc": ["no positions"], "": ["checkpoint absent"]}
+    assert report.not_applicable(rows.iloc[[1]], "patch_acc")
+    assert not report.not_applicable(rows, "patch_acc")
 
 
 def test_format_cell():
