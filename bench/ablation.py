@@ -19,11 +19,12 @@ from bench.formatting import IDENTITY, format_cell, format_number, per_video
 from bench.reference import PAPER_ABLATION_NAMES, load_paper_ablation
 from bench.stats import bootstrap_ci, paired_test
 
-__all__ = ["ABLATION_LEGEND", "ABLATION_METRICS", "FULL_MODEL", "ablation_markdown",
-           "ablation_table"]
+__all__ = ["ABLATION_LEGEND", "ABLATION_METRICS", "FULL_MODEL", "VARIANT_PREFIX",
+           "ablation_markdown", "ablation_table", "split_variants"]
 
 ABLATION_METRICS = ("w_psnr", "v_psnr", "fvd")
 FULL_MODEL = "safe-sora"
+VARIANT_PREFIX = f"{FULL_MODEL}/"  # the ablation variants' names: safe-sora/no-rtl, ...
 ABLATION_LEGEND = ("Safe-Sora variants: W-PSNR without attack, V-PSNR (dB) and FVD, mean "
                    "[95% bootstrap CI] over this run's videos, the paper's figures beside "
                    "(VideoCrafter2, 320x512, every variant trained from scratch as long as the "
@@ -32,6 +33,16 @@ ABLATION_LEGEND = ("Safe-Sora variants: W-PSNR without attack, V-PSNR (dB) and F
                    "compares with the full model only at equal steps. ΔW-PSNR: the paired "
                    "difference to the full model over the videos both have, mean [95% "
                    "bootstrap CI] and Wilcoxon signed-rank p.")
+
+
+def split_variants(methods: list[str]) -> tuple[list[str], list[str]]:
+    """(the methods other than the ablation variants, the ablation's curves: the full model
+    then its variants, or [] when the run has no variant). The report draws them apart."""
+    variants = [m for m in methods if m.startswith(VARIANT_PREFIX)]
+    others = [m for m in methods if m not in variants]
+    if not variants:
+        return others, []
+    return others, ([FULL_MODEL] if FULL_MODEL in methods else []) + variants
 
 
 def _steps(info: dict) -> tuple[float, str]:

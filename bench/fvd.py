@@ -15,6 +15,7 @@ import numpy as np
 import torch
 
 from bench.api import BenchError, MetricValue
+from bench.stats import percentile_bootstrap
 
 FVD_REASON = "FVD unavailable: the I3D (Kinetics-400) network could not be loaded"
 
@@ -90,7 +91,8 @@ def bootstrap_fvd(feats_a: object, feats_b: object, n_boot: int = 200, seed: int
     """Percentile bootstrap interval of the FVD of two *paired* feature sets (N, D) each.
 
     Each resample draws N pair indices with replacement and uses the same indices in both
-    sets. Returns (lo, hi) at ``confidence``; (nan, nan) when N < 2.
+    sets (``bench.stats.percentile_bootstrap`` over the indices, FVD per resample). Returns
+    (lo, hi) at ``confidence``; (nan, nan) when N < 2.
     """
     a = _as_features(feats_a, "first set's")
     b = _as_features(feats_b, "second set's")
@@ -99,17 +101,15 @@ def bootstrap_fvd(feats_a: object, feats_b: object, n_boot: int = 200, seed: int
                          f"and {b.shape}")
     if n_boot < 1 or not 0 < confidence < 1:
         raise BenchError("bootstrap_fvd: n_boot must be >= 1 and confidence in (0, 1)")
-    n = len(a)
-    if n < MIN_VIDEOS:
+    if len(a) < MIN_VIDEOS:
         return math.nan, math.nan
-    rng = np.random.default_rng(seed)
-    values = np.empty(n_boot)
-    for i in range(n_boot):
-        idx = rng.integers(0, n, size=n)
-        values[i] = _distance(a[idx], b[idx])
-    tail = (1 - confidence) / 2 * 100
-    lo, hi = np.percentile(values, [tail, 100 - tail])
-    return float(lo), float(hi)
+
+    def fvd_of_pairs(idx: np.ndarray) -> float:
+        return _distance(a[idx], b[idx])
+
+    # resample pair indices: the same draw picks row i of both sets
+    return percentile_bootstrap(np.arange(len(a)), fvd_of_pairs, n_boot, seed, confidence,
+                                vectorized=False)
 
 
 def fvd_of_videos(watermarked_videos: Iterable[torch.Tensor],

@@ -12,6 +12,11 @@ Thresholds file (TOML)::
     floor = 20.0            # optional absolute bound (a ceiling when lower is better)
     tolerance = 1.0         # optional, overrides defaults
 
+``SCHEMA`` declares these keys (types, required ones) per table; ``validate_table`` checks a
+table against it, and an error names the file, the line (found by ``bench.toml_lines``) and
+the problem: ``gate.toml:14: [[check]] #2: unknown key 'tolerence'; did you mean
+'tolerance'?``.
+
 A check's value is the mean of ``metric`` over the selected non-error rows (set-level metrics
 such as FVD: the mean of the matching ``sets.csv`` values). Direction comes from the metric's
 ``higher_is_better``. A changed method, attack or metric version makes the comparison with
@@ -40,16 +45,13 @@ from tabulate import tabulate
 from bench import metrics
 from bench.api import BenchError
 from bench.results import Results, load_results, require_complete, usable_rows
+from bench.toml_lines import TomlLines
 
 try:  # Python >= 3.11
     import tomllib
 except ModuleNotFoundError:  # Python 3.10: the same parser as the tomli package
     import tomli as tomllib
 
-TOP_KEYS = ("reference", "defaults", "check")
-DEFAULT_KEYS = ("tolerance",)
-CHECK_KEYS = ("method", "attack", "metric", "floor", "tolerance")
-REQUIRED_CHECK_KEYS = ("method", "attack", "metric")
 DEFAULT_TOLERANCE = 0.0
 MAX_ERRORS_LISTED = 10
 
@@ -90,75 +92,136 @@ class Outcome:
 
 # --------------------------------------------------------------------------- the thresholds file
 
+@dataclass(frozen=True)
+class Key:
+    """One allowed key of a thresholds table: its type (a name in ``TYPES``), and whether
+    every table must have it."""
 
-def _unknown_key(key: str, known: tuple[str, ...], where: str) -> ThresholdsError:
-    close = difflib.get_close_matches(key, known, n=1, cutoff=0.6)
-    hint = f"; did you mean {close[0]!r}?" if close else ""
-    return ThresholdsError(f"{where}: unknown key {key!r}{hint} (known: {', '.join(known)})")
+    type: str
+    required: bool = False
 
 
-def _number(value, what: str) -> float:
+@dataclass(frozen=True)
+class Table:
+    """One table of a thresholds file: its name in messages, its TOML key (None: the top
+    level), whether it is an array of tables, and its allowed keys."""
+
+    label: str
+    name: Optional[str]
+    array: bool
+    keys: dict[str, Key]
+
+
+TOP = Table("top level", None, False, {
+    "reference": Key("folder"), "defaults": Key("table"), "check": Key("tables")})
+DEFAULTS = Table("[defaults]", "defaults", False, {"tolerance": Key("tolerance")})
+CHECK = Table("[[check]]", "check", True, {
+    "method": Key("text", required=True), "attack": Key("text", required=True),
+    "metric": Key("metric", required=True), "floor": Key("number"),
+    "tolerance": Key("tolerance")})
+SCHEMA = (TOP, DEFAULTS, CHECK)
+
+
+def _number_problem(value) -> Optional[str]:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise ThresholdsError(f"{what} must be a number, got {value!r}")
-    if not math.isfinite(value):
-        raise ThresholdsError(f"{what} must be finite, got {value!r}")
-    return float(value)
+        return f"must be a number, got {value!r}"
+    return None if math.isfinite(value) else f"must be finite, got {value!r}"
 
 
-def _tolerance(value, what: str) -> float:
-    tol = _number(value, what)
-    if tol < 0:
-        raise ThresholdsError(f"{what} must be >= 0, got {tol}")
-    return tol
+def _tolerance_problem(value) -> Optional[str]:
+    problem = _number_problem(value)
+    return problem or (f"must be >= 0, got {value!r}" if value < 0 else None)
+
+
+def _text_problem(value, what: str = "a non-empty string") -> Optional[str]:
+    ok = isinstance(value, str) and value.strip()
+    return None if ok else f"must be {what}, got {value!r}"
+
+
+def _metric_problem(value) -> Optional[str]:
+    problem = _text_problem(value)
+    if problem is None:
+        try:
+            metrics.by_column(value)
+        except BenchError as exc:
+            return str(exc)
+    return problem
+
+
+def _is_table_array(value) -> bool:
+    return isinstance(value, list) and all(isinstance(item, dict) for item in value)
+
+
+# type name -> f(value) -> what is wrong with it, or None
+TYPES: dict[str, Callable[[object], Optional[str]]] = {
+    "text": _text_problem,
+    "folder": lambda v: _text_problem(v, "a folder name (a non-empty string)"),
+    "number": _number_problem,
+    "tolerance": _tolerance_problem,
+    "metric": _metric_problem,
+    "table": lambda v: None if isinstance(v, dict) else f"must be a table, got {v!r}",
+    "tables": lambda v: None if _is_table_array(v) else f"must be an array of tables, "
+                                                        f"got {v!r}",
+}
+
+
+def _error(path: Path, line: Optional[int], where: str, problem: str) -> ThresholdsError:
+    at = f"{path}:{line}" if line else str(path)
+    return ThresholdsError(f"{at}: {where}: {problem}")
+
+
+def validate_table(values: dict, table: Table, path: Path, lines: TomlLines,
+                   index: Optional[int] = None) -> None:
+    """Check one table of a thresholds file (entry ``index`` of an array) against its
+    schema: unknown keys (with a suggestion), missing required keys, then each value's
+    type. ThresholdsError naming the file, the line and the problem."""
+    where = table.label if index is None else f"{table.label} #{index + 1}"
+    known = tuple(table.keys)
+
+    def fail(line: Optional[int], problem: str) -> ThresholdsError:
+        return _error(path, line, where, problem)
+
+    for key in values:
+        if key not in table.keys:
+            close = difflib.get_close_matches(key, known, n=1, cutoff=0.6)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            raise fail(lines.key(table.name, key, index),
+                       f"unknown key {key!r}{hint} (known: {', '.join(known)})")
+    for key, spec in table.keys.items():
+        if spec.required and key not in values:
+            raise fail(lines.table(table.name, index), f"missing {key!r}")
+    for key, spec in table.keys.items():
+        problem = TYPES[spec.type](values[key]) if key in values else None
+        if problem:
+            raise fail(lines.key(table.name, key, index), f"{key}: {problem}")
 
 
 def load_thresholds(path: str | Path) -> Thresholds:
-    """Parse and validate a thresholds file; any problem raises ThresholdsError."""
+    """Parse and validate a thresholds file (``SCHEMA``); any problem raises
+    ThresholdsError."""
     path = Path(path)
     if not path.is_file():
         raise ThresholdsError(f"thresholds file {path} not found")
     try:
-        data = tomllib.loads(path.read_text())
+        text = path.read_text()
+        data = tomllib.loads(text)
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise ThresholdsError(f"{path}: not valid TOML: {exc}") from exc
-    for key in data:
-        if key not in TOP_KEYS:
-            raise _unknown_key(key, TOP_KEYS, str(path))
-    reference = None
-    if "reference" in data:
-        if not isinstance(data["reference"], str) or not data["reference"].strip():
-            raise ThresholdsError(f"{path}: reference must be a folder name (a string)")
-        reference = (path.parent / data["reference"]).resolve()
-    defaults = data.get("defaults", {})
-    if not isinstance(defaults, dict):
-        raise ThresholdsError(f"{path}: defaults must be a table ([defaults])")
-    for key in defaults:
-        if key not in DEFAULT_KEYS:
-            raise _unknown_key(key, DEFAULT_KEYS, f"{path} [defaults]")
-    default_tol = _tolerance(defaults.get("tolerance", DEFAULT_TOLERANCE),
-                             f"{path}: defaults.tolerance")
-    raw_checks = data.get("check", [])
-    if not isinstance(raw_checks, list) or not all(isinstance(c, dict) for c in raw_checks):
-        raise ThresholdsError(f"{path}: checks must be an array of tables ([[check]])")
-    checks = []
-    for number, raw in enumerate(raw_checks, start=1):
-        where = f"{path} check #{number}"
-        for key in raw:
-            if key not in CHECK_KEYS:
-                raise _unknown_key(key, CHECK_KEYS, where)
-        for key in REQUIRED_CHECK_KEYS:
-            if key not in raw:
-                raise ThresholdsError(f"{where}: missing {key!r}")
-            if not isinstance(raw[key], str) or not raw[key].strip():
-                raise ThresholdsError(f"{where}: {key} must be a non-empty string")
-        try:
-            metric = metrics.by_column(raw["metric"])
-        except BenchError as exc:
-            raise ThresholdsError(f"{where}: {exc}") from exc
-        floor = _number(raw["floor"], f"{where}: floor") if "floor" in raw else None
-        tol = _tolerance(raw["tolerance"], f"{where}: tolerance") if "tolerance" in raw \
-            else default_tol
-        checks.append(Check(raw["method"], raw["attack"], metric, floor, tol))
+    lines = TomlLines(text, data)
+    validate_table(data, TOP, path, lines)
+    for table in (DEFAULTS, CHECK):
+        if table.array:
+            for index, values in enumerate(data.get(table.name, [])):
+                validate_table(values, table, path, lines, index)
+        else:
+            validate_table(data.get(table.name, {}), table, path, lines)
+    defaults, raw_checks = data.get("defaults", {}), data.get("check", [])
+    reference = (path.parent / data["reference"]).resolve() if "reference" in data else None
+    default_tol = float(defaults.get("tolerance", DEFAULT_TOLERANCE))
+    checks = [Check(raw["method"], raw["attack"], metrics.by_column(raw["metric"]),
+                    float(raw["floor"]) if "floor" in raw else None,
+                    float(raw.get("tolerance", default_tol)))
+              for raw in raw_checks]
     return Thresholds(path, reference, checks)
 
 
@@ -402,5 +465,6 @@ def run_gate(results_dir: str | Path, thresholds_path: str | Path,
     return status
 
 
-__all__ = ["Check", "Outcome", "Thresholds", "ThresholdsError", "evaluate", "load_thresholds",
-           "new_errors", "run_gate", "version_text"]
+__all__ = ["Check", "Key", "Outcome", "SCHEMA", "Table", "Thresholds", "ThresholdsError",
+           "evaluate", "load_thresholds", "new_errors", "run_gate", "validate_table",
+           "version_text"]

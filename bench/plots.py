@@ -1,5 +1,7 @@
 """Figures of a report: robustness vs attack strength, a methods x attacks heat map, curves
-per attack family and sample frame strips (PNG files).
+per attack family, the Safe-Sora ablation variants' curves and sample frame strips (PNG
+files). Curve figures carry at most ``MAX_LINES`` lines an axes and their legends outside
+the axes.
 
 Uses matplotlib's object API (``Figure`` + the Agg canvas): no pyplot global state, no
 display needed. Inputs are the tables of ``bench.report`` and the arrays of sample ``.npz``
@@ -21,7 +23,7 @@ from matplotlib.lines import Line2D
 
 DPI = 100
 DIFF_GAIN = 10.0  # amplification of |watermarked - cover| in sample strips
-MAX_LINES = 7  # method curves per axes in the family figures (more methods: more pages)
+MAX_LINES = 7  # method curves per axes (more methods: more rows, or family pages)
 ABSENT = "–"  # a heat map cell without a value
 
 _METRIC_LABELS = {"w_psnr": "W-PSNR (dB)", "w_ssim": "W-SSIM"}
@@ -44,13 +46,13 @@ def numeric_attacks(robustness: pd.DataFrame) -> list[str]:
 
 def _draw_attack(ax, robustness: pd.DataFrame, attack: str, metric: str,
                  methods: list[str], x: str = "strength",
-                 colors: Optional[dict[str, str]] = None, legend: bool = True) -> int:
+                 colors: Optional[dict[str, str]] = None) -> list[str]:
     """One axis: ``metric`` mean vs ``x`` (a column of the robustness table: ``strength``, or
     ``attack_bpp`` for codecs) for ``attack``, a line + CI band per method; returns the
-    number of method lines drawn."""
+    methods drawn (no legend: the caller puts one outside the axes)."""
     table = robustness[robustness["attack"] == attack].copy()
     table[x] = pd.to_numeric(table[x], errors="coerce")
-    drawn = 0
+    drawn = []
     for index, method in enumerate(methods):
         part = table[(table["method"] == method) & np.isfinite(table[x])
                      & np.isfinite(table[metric])].sort_values(x)
@@ -66,44 +68,77 @@ def _draw_attack(ax, robustness: pd.DataFrame, attack: str, metric: str,
             ax.fill_between(xs, lo, hi, color=color, alpha=0.2, linewidth=0)
         else:  # a single grid point: a band has no width, show the interval as an error bar
             ax.errorbar(xs, y, yerr=[y - lo, hi - y], color=color, capsize=4, fmt="none")
-        drawn += 1
+        drawn.append(method)
     ax.set_title(attack)
     ax.set_xlabel(_X_LABELS.get(x, x))
     ax.set_ylabel(_METRIC_LABELS.get(metric, metric))
     ax.grid(True, alpha=0.3)
-    if drawn and legend:
-        ax.legend(fontsize=7)
-    elif not drawn:
+    if not drawn:
         ax.text(0.5, 0.5, f"no {metric} values", ha="center", va="center",
                 transform=ax.transAxes)
     return drawn
 
 
+def _legend_outside(ax, methods: list[str], colors: dict[str, str]) -> None:
+    """A legend of ``methods`` to the right of ``ax``, outside it (the figure's constrained
+    layout makes room for it)."""
+    if methods:
+        handles = [Line2D([], [], color=colors[m], marker="o", label=m) for m in methods]
+        ax.legend(handles=handles, bbox_to_anchor=(1.02, 1), loc="upper left",
+                  borderaxespad=0, fontsize=7)
+
+
+def curves_figure(robustness: pd.DataFrame, attacks: list[str], methods: list[str],
+                  metrics: tuple[str, ...] = ("w_psnr",), title: str = "") -> Figure:
+    """Robustness curves: one column per attack, one row per metric and group of at most
+    ``MAX_LINES`` methods (a line + CI band each), each row's legend right of it."""
+    rows = [(metric, group) for metric in metrics for group in family_pages(methods)]
+    cols = max(len(attacks), 1)
+    fig = Figure(figsize=(3.6 * cols + 2.2, 3.0 * len(rows) + (0.4 if title else 0.0)),
+                 dpi=DPI, layout="constrained")
+    axes = fig.subplots(len(rows), cols, squeeze=False)
+    for r, (metric, group) in enumerate(rows):
+        colors = {m: f"C{i % 10}" for i, m in enumerate(group)}
+        drawn: set[str] = set()
+        for c, attack in enumerate(attacks):
+            drawn.update(_draw_attack(axes[r, c], robustness, attack, metric, group, colors=colors))
+        _legend_outside(axes[r, -1], [m for m in group if m in drawn], colors)
+    if not attacks:
+        axes[0, 0].text(0.5, 0.5, "no attack with numeric strengths", ha="center",
+                        va="center", transform=axes[0, 0].transAxes)
+    if title:
+        fig.suptitle(title, fontsize=10)
+    return fig
+
+
+def _methods(robustness: pd.DataFrame, methods: Optional[list[str]]) -> list[str]:
+    return list(dict.fromkeys(robustness["method"])) if methods is None else methods
+
+
 def robustness_figure(robustness: pd.DataFrame, attack: str, path: Path,
-                      metric: str = "w_psnr") -> Path:
-    """``metric`` vs strength for one attack, one line per method with its 95% CI band."""
-    methods = list(dict.fromkeys(robustness["method"]))
-    fig = Figure(figsize=(5, 3.5), dpi=DPI)
-    _draw_attack(fig.subplots(), robustness, attack, metric, methods)
-    fig.tight_layout()
-    fig.savefig(path)
+                      metric: str = "w_psnr", methods: Optional[list[str]] = None) -> Path:
+    """``metric`` vs strength for one attack, one line per method (default: every method of
+    the table) with its 95% CI band; more than ``MAX_LINES`` methods: rows of axes."""
+    curves_figure(robustness, [attack], _methods(robustness, methods), (metric,)).savefig(path)
     return path
 
 
 def robustness_grid(robustness: pd.DataFrame, attacks: list[str], path: Path,
-                    metrics: tuple[str, ...] = ("w_psnr", "w_ssim")) -> Path:
-    """A grid of robustness axes: one row per metric, one column per attack."""
-    methods = list(dict.fromkeys(robustness["method"]))
-    cols = max(len(attacks), 1)
-    fig = Figure(figsize=(3.6 * cols, 3.0 * len(metrics)), dpi=DPI)
-    axes = np.atleast_2d(fig.subplots(len(metrics), cols, squeeze=False))
-    for r, metric in enumerate(metrics):
-        for c, attack in enumerate(attacks):
-            _draw_attack(axes[r, c], robustness, attack, metric, methods)
-    if not attacks:
-        axes[0, 0].text(0.5, 0.5, "no attack with numeric strengths", ha="center",
-                        va="center", transform=axes[0, 0].transAxes)
-    fig.tight_layout()
+                    metrics: tuple[str, ...] = ("w_psnr", "w_ssim"),
+                    methods: Optional[list[str]] = None) -> Path:
+    """A grid of robustness axes: one column per attack, one row per metric (and per group
+    of ``MAX_LINES`` methods)."""
+    curves_figure(robustness, attacks, _methods(robustness, methods), metrics).savefig(path)
+    return path
+
+
+def ablation_figure(robustness: pd.DataFrame, attacks: list[str], variants: list[str],
+                    path: Path, metric: str = "w_psnr") -> Path:
+    """``metric`` vs strength of the Safe-Sora model and its ablation variants (``variants``,
+    the full model first), one axes per attack: apart from the other methods."""
+    label = _METRIC_LABELS.get(metric, metric)
+    fig = curves_figure(robustness, attacks, variants, (metric,),
+                        title=f"{label}, Safe-Sora and its ablation variants")
     fig.savefig(path)
     return path
 
@@ -195,7 +230,7 @@ def family_figure(robustness: pd.DataFrame, family: str, attacks: list[str],
     for i, ax in enumerate(axes.flat):
         if i < len(attacks):
             _draw_attack(ax, robustness, attacks[i], metric, methods,
-                         x=x_columns.get(attacks[i], "strength"), colors=colors, legend=False)
+                         x=x_columns.get(attacks[i], "strength"), colors=colors)
         else:
             ax.set_axis_off()
     if not attacks:
@@ -289,6 +324,6 @@ def sample_strip(method: str, samples: list[tuple[str, dict]], path: Path) -> Pa
     return path
 
 
-__all__ = ["MAX_LINES", "family_figure", "family_figures", "family_pages", "heatmap_figure",
-           "numeric_attacks", "robustness_figure", "robustness_grid", "safe_name",
-           "sample_strip", "strip_panels"]
+__all__ = ["MAX_LINES", "ablation_figure", "curves_figure", "family_figure", "family_figures",
+           "family_pages", "heatmap_figure", "numeric_attacks", "robustness_figure",
+           "robustness_grid", "safe_name", "sample_strip", "strip_panels"]

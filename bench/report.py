@@ -4,15 +4,17 @@ Outputs (in ``out_dir``): ``table1.csv`` / ``table1.md`` (the paper's Table 1: w
 fidelity and video quality per method, with the paper's figures beside), ``robustness.csv``
 / ``robustness.md`` (W-PSNR, W-SSIM per method and attack setting),
 ``robustness_<attack>.png`` per attack with numeric strengths, ``robustness_grid.png`` (the
-paper's attacks), ``robustness_heatmap.png`` / ``robustness_heatmap.csv`` (mean W-PSNR per
-method and attack at its default setting, each chain as given),
-``robustness_family_<family>.png`` (W-PSNR vs strength, or bits per pixel for codecs when
-the rows have ``attack_bpp``, one axes per attack of the family, at most seven methods a
-figure: ``_2``, ``_3`` ... hold the others), ``samples_<method>.png``, ``ablation.csv``
-(Safe-Sora variants beside the paper's ablation, bench/ablation.py), ``training.csv`` (the
-training summary, bench/training_summary.py) and ``README.md`` (the report). Every mean
-comes with a 95% percentile-bootstrap CI over videos and the number of videos it is taken
-over."""
+paper's attacks), ``robustness_ablation.png`` (the same for the Safe-Sora ablation
+variants, which the other curve figures leave out), ``robustness_heatmap.png`` /
+``robustness_heatmap.csv`` (mean W-PSNR per method and attack at its default setting, each
+chain as given), ``robustness_family_<family>.png`` (W-PSNR vs strength, or bits per pixel
+for codecs when the rows have ``attack_bpp``, one axes per attack of the family, at most
+seven methods a figure: ``_2``, ``_3`` ... hold the others), ``samples_<method>.png``,
+``ablation.csv`` (Safe-Sora variants beside the paper's ablation, bench/ablation.py),
+``training.csv`` (the training summary, bench/training_summary.py) and ``README.md`` (the
+report). Every mean comes with a 95% percentile-bootstrap CI over videos and the number of
+videos it is taken over. Curve figures have at most seven lines an axes, legends outside
+the axes."""
 
 from __future__ import annotations
 
@@ -26,7 +28,7 @@ import pandas as pd
 from tabulate import tabulate
 
 from bench import metrics, plots, registry
-from bench.ablation import ABLATION_LEGEND, ablation_markdown, ablation_table
+from bench.ablation import ABLATION_LEGEND, ablation_markdown, ablation_table, split_variants
 from bench.api import METRIC_NOT_APPLICABLE, BenchError
 from bench.formatting import IDENTITY, format_cell, format_number, per_video
 from bench.gate import version_text
@@ -426,11 +428,12 @@ def family_curves(results: Results, robustness: pd.DataFrame, out_dir: Path
     """``robustness_family_<family>.png`` per family with an attack of numeric strength
     (bits per pixel for codec attacks when the rows have ``attack_bpp``): (paths, families
     left out for lack of numeric strengths). Methods without a value in a family are drawn
-    as absent, with the reason, in its legend."""
+    as absent, with the reason, in its legend; the Safe-Sora ablation variants are not drawn
+    (``robustness_ablation.png`` has them)."""
     if robustness.empty:
         return [], []
     rows = prepare_rows(results.rows)
-    methods = _in_order(rows["method"])
+    methods, _ = split_variants(_in_order(rows["method"]))
     by_family: dict[str, list[str]] = {}
     for attack in _in_order(robustness["attack"]):
         by_family.setdefault(attack_family(attack), []).append(attack)
@@ -550,12 +553,17 @@ HEATMAP_LEGEND = (
     "gives the values and, in `absent`, why a method has none (a missing checkpoint, error "
     "rows, not run).")
 
+ABLATION_FIGURE_LEGEND = (
+    "W-PSNR vs strength of the full model and its ablation variants under the paper's "
+    "attacks, with 95% CI bands; the variants are drawn here only, not among the methods.")
+
 FAMILY_LEGEND = (
     "W-PSNR vs strength per attack family (bits per pixel for codec attacks when the rows "
     "record `attack_bpp`), one axes per attack with numeric strengths, one line per method "
     f"with its 95% CI band; at most {plots.MAX_LINES} methods a figure (more: further pages "
     "`_2`, `_3`, ... each saying which methods it holds). Methods without values are listed "
-    "as absent in the legend, with the reason.")
+    "as absent in the legend, with the reason; the Safe-Sora ablation variants are in the "
+    "ablation's figure.")
 
 
 # --------------------------------------------------------------------------- figures
@@ -588,18 +596,33 @@ def _sample_attacks(rows: pd.DataFrame) -> list[tuple[str, str]]:
     return out
 
 
-def build_figures(results: Results, robustness: pd.DataFrame, out_dir: Path
-                  ) -> tuple[list[Path], list[Path], list[str]]:
-    """(robustness PNGs, sample strip PNGs, problems)."""
-    robustness_pngs = []
+def robustness_figures(robustness: pd.DataFrame, out_dir: Path
+                       ) -> tuple[list[Path], Path | None]:
+    """``robustness_<attack>.png`` per attack with numeric strengths and
+    ``robustness_grid.png`` (the paper's attacks), without the Safe-Sora ablation variants;
+    ``robustness_ablation.png`` (the paper's attacks, the full model and its variants) when
+    the run has variants. Returns (the per-attack and grid PNGs, the ablation PNG or None)."""
     attacks = plots.numeric_attacks(robustness) if not robustness.empty else []
+    methods, variants = split_variants(_in_order(robustness["method"]))
+    pngs = []
     for attack in attacks:
         path = out_dir / f"robustness_{plots.safe_name(attack)}.png"
-        robustness_pngs.append(plots.robustness_figure(robustness, attack, path))
+        pngs.append(plots.robustness_figure(robustness, attack, path, methods=methods))
     paper = [a for a in attacks if attack_family(a) == registry.PAPER_FAMILY]
     if paper:  # the paper's attacks side by side; the others in their family figures
-        robustness_pngs.append(plots.robustness_grid(robustness, paper,
-                                                     out_dir / "robustness_grid.png"))
+        pngs.append(plots.robustness_grid(robustness, paper, out_dir / "robustness_grid.png",
+                                          methods=methods))
+    ablation = None
+    if variants and paper:
+        ablation = plots.ablation_figure(robustness, paper, variants,
+                                         out_dir / "robustness_ablation.png")
+    return pngs, ablation
+
+
+def build_figures(results: Results, robustness: pd.DataFrame, out_dir: Path
+                  ) -> tuple[list[Path], Path | None, list[Path], list[str]]:
+    """(robustness PNGs, the ablation variants' PNG or None, sample strip PNGs, problems)."""
+    robustness_pngs, ablation_png = robustness_figures(robustness, out_dir)
     samples, problems = _load_samples(results)
     wanted = _sample_attacks(results.rows)
     strips = []
@@ -609,7 +632,7 @@ def build_figures(results: Results, robustness: pd.DataFrame, out_dir: Path
         if chosen:
             path = out_dir / f"samples_{plots.safe_name(method)}.png"
             strips.append(plots.sample_strip(method, chosen, path))
-    return robustness_pngs, strips, problems
+    return robustness_pngs, ablation_png, strips, problems
 
 
 # --------------------------------------------------------------------------- the report
@@ -736,8 +759,11 @@ def build_report(results_dir: str | Path, out_dir: str | Path,
         written.append(curves_png)
         training_md += f"\n\n{CURVES_LEGEND}\n\n![training curves]({curves_png.name})"
 
-    robustness_pngs, strips, problems = build_figures(results, robustness, out)
-    written.extend(robustness_pngs + strips)
+    robustness_pngs, ablation_png, strips, problems = build_figures(results, robustness, out)
+    written.extend(robustness_pngs + strips + ([ablation_png] if ablation_png else []))
+    if ablation_png is not None:
+        ablation_md += (f"\n\n{ABLATION_FIGURE_LEGEND}\n\n"
+                        f"![{ablation_png.stem}]({ablation_png.name})")
     heatmap = heatmap_table(results, robustness)
     write("robustness_heatmap.csv", heatmap.to_csv(index=False))
     heat_values = heatmap.set_index("method").drop(columns="absent").astype(float)

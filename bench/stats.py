@@ -1,14 +1,16 @@
 """Uncertainty over videos: percentile-bootstrap confidence intervals and a paired test.
 
 Both treat the video as the unit of sampling (one value per video) and ignore NaN values
-(metrics that could not be computed for a video).
+(metrics that could not be computed for a video). ``percentile_bootstrap`` (on
+``scipy.stats.bootstrap``) is the project's one bootstrap: the per-row CIs here and the
+set-level FVD interval (``bench.fvd``) both go through it.
 """
 
 from __future__ import annotations
 
 import math
 import warnings
-from typing import Iterable
+from typing import Any, Callable, Iterable
 
 import numpy as np
 
@@ -19,12 +21,39 @@ def _clean(values: Iterable[float]) -> np.ndarray:
     return array[~np.isnan(array)]
 
 
+def percentile_bootstrap(data: np.ndarray, statistic: Callable[..., Any], n_resamples: int,
+                         seed: int, level: float,
+                         vectorized: bool = True) -> tuple[float, float]:
+    """Percentile-bootstrap interval ``(lo, hi)`` of ``statistic`` over ``data``'s first axis.
+
+    data: one observation per row (at least 2). ``scipy.stats.bootstrap`` resamples the rows
+    with replacement ``n_resamples`` times, drawing all indices at once from
+    ``numpy.random.default_rng(seed)``; lo/hi are the (1-level)/2 and (1+level)/2 quantiles
+    of the resampled statistics. statistic: ``f(x, axis)`` when ``vectorized``, else
+    ``f(x)`` on one resample. Quantiles are linear, except over a distribution holding an
+    infinity, where linear interpolation would give NaN: there the nearest rank is used.
+    """
+    from scipy.stats import bootstrap
+
+    with warnings.catch_warnings():
+        # an infinite resample makes scipy's linear quantile NaN (handled below)
+        warnings.simplefilter("ignore", RuntimeWarning)
+        result = bootstrap((data,), statistic, n_resamples=n_resamples, vectorized=vectorized,
+                           confidence_level=level, method="percentile",
+                           rng=np.random.default_rng(seed))
+    values = np.asarray(result.bootstrap_distribution, dtype=np.float64)
+    if np.isfinite(values).all():
+        return float(result.confidence_interval.low), float(result.confidence_interval.high)
+    lo, hi = np.quantile(values, [(1 - level) / 2, (1 + level) / 2], method="nearest")
+    return float(lo), float(hi)
+
+
 def bootstrap_ci(values: Iterable[float], n_boot: int = 1000, seed: int = 0,
                  level: float = 0.95) -> tuple[float, float, float]:
     """Mean of ``values`` and its percentile-bootstrap confidence interval.
 
     values: one number per video (NaN entries are dropped). Resamples the videos with
-    replacement ``n_boot`` times (numpy ``default_rng(seed)``: deterministic for a seed) and
+    replacement ``n_boot`` times (``percentile_bootstrap``: deterministic for a seed) and
     returns ``(mean, lo, hi)`` with lo/hi the (1-level)/2 and (1+level)/2 quantiles of the
     resampled means. No values -> ``(nan, nan, nan)``; one value v -> ``(v, v, v)``.
     """
@@ -38,14 +67,8 @@ def bootstrap_ci(values: Iterable[float], n_boot: int = 1000, seed: int = 0,
     mean = float(data.mean())
     if data.size == 1 or np.all(data == data[0]):
         return (mean, mean, mean)
-    rng = np.random.default_rng(seed)
-    idx = rng.integers(0, data.size, size=(n_boot, data.size))
-    means = data[idx].mean(axis=1)
-    q = [(1 - level) / 2, (1 + level) / 2]
-    # linear interpolation between +inf resample means would give NaN: use the nearest rank
-    method = "linear" if np.isfinite(means).all() else "nearest"
-    lo, hi = np.quantile(means, q, method=method)
-    return (mean, float(lo), float(hi))
+    lo, hi = percentile_bootstrap(data, np.mean, n_boot, seed, level)
+    return (mean, lo, hi)
 
 
 def paired_test(a: Iterable[float], b: Iterable[float]) -> float:
@@ -75,4 +98,4 @@ def paired_test(a: Iterable[float], b: Iterable[float]) -> float:
     return float(result.pvalue)
 
 
-__all__ = ["bootstrap_ci", "paired_test"]
+__all__ = ["bootstrap_ci", "paired_test", "percentile_bootstrap"]

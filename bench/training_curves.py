@@ -46,14 +46,14 @@ def _float(value) -> float:
 
 def curves_figure(table: pd.DataFrame, path: Path) -> Optional[Path]:
     """Write the curves of ``curves_table`` to ``path`` (PNG): a row of two panels (W-PSNR,
-    V-PSNR) per group of at most ``MAX_CURVES_PER_AXES`` methods. None when there is no
-    point to draw."""
+    V-PSNR) per group of at most ``MAX_CURVES_PER_AXES`` methods, the row's legend right of
+    it, outside the axes. None when there is no point to draw."""
     if table.empty:
         return None
     methods = list(dict.fromkeys(table["method"]))
     groups = [methods[i:i + MAX_CURVES_PER_AXES]
               for i in range(0, len(methods), MAX_CURVES_PER_AXES)]
-    fig = Figure(figsize=(11, 3.6 * len(groups)))
+    fig = Figure(figsize=(12.5, 3.6 * len(groups)), layout="constrained")
     axes = fig.subplots(len(groups), 2, squeeze=False)
     for row, group in enumerate(groups):
         for col, (metric, label) in enumerate((("w_psnr", "validation W-PSNR (dB)"),
@@ -67,8 +67,9 @@ def curves_figure(table: pd.DataFrame, path: Path) -> Optional[Path]:
             ax.set_xlabel("optimiser steps (over the --init chain)")
             ax.set_ylabel(label)
             ax.grid(alpha=0.3)
-            ax.legend(fontsize=7, loc="lower right")
-    fig.tight_layout()
+        # one legend a row, right of its second panel, outside the axes
+        axes[row][1].legend(bbox_to_anchor=(1.02, 1), loc="upper left", borderaxespad=0,
+                            fontsize=7)
     path = Path(path)
     fig.savefig(path, dpi=100)
     return path

@@ -73,6 +73,20 @@ def test_bootstrap_resamples_pairs():
         fvd_mod.bootstrap_fvd(a, b[:5])
 
 
+def test_bootstrap_fvd_equals_a_loop_over_resampled_pairs():
+    rng = np.random.default_rng(2)
+    a = rng.standard_normal((6, 3))
+    b = a + rng.normal(scale=0.5, size=(6, 3))
+    draws = np.random.default_rng(4)  # one generator, 6 pair indices per resample
+    values = []
+    for _ in range(80):
+        idx = draws.integers(0, 6, size=6)
+        values.append(_scipy_fvd(a[idx], b[idx]))
+    expected = np.percentile(values, [2.5, 97.5])
+    lo, hi = fvd_mod.bootstrap_fvd(a, b, n_boot=80, seed=4)
+    assert (lo, hi) == pytest.approx(tuple(expected), rel=1e-6)
+
+
 def test_fvd_of_videos_plumbing_with_a_stand_in_extractor():
     class FrameMeans:  # features: per-frame means (T,) of each video
         def batch(self, videos):

@@ -187,3 +187,51 @@ def test_load_thresholds_resolves_reference_and_defaults(gate_dir):
     assert [c.tolerance for c in thresholds.checks] == [1.0, 0.5, 0.5]
     assert thresholds.checks[0].floor == 20.0 and thresholds.checks[1].floor is None
     assert thresholds.checks[1].metric.higher_is_better is False
+
+
+# (thresholds text, line of the error, what that line holds, message)
+LINE_CASES = {
+    "typo in the second check": (
+        THRESHOLDS.replace('metric = "v_lpips"', 'metric = "v_lpips"\ntolerence = 2'), 17,
+        "tolerence = 2", "[[check]] #2: unknown key 'tolerence'; did you mean 'tolerance'?"),
+    "wrong type in the first check": (
+        THRESHOLDS.replace("floor = 20.0", 'floor = "20"'), 10, 'floor = "20"',
+        "[[check]] #1: floor: must be a number"),
+    "missing key: the check's header": (
+        THRESHOLDS.replace('attack = "blur(k=3)"\n', ""), 13, "[[check]]",
+        "[[check]] #2: missing 'attack'"),
+    "unknown metric": (
+        THRESHOLDS.replace('metric = "fvd"', 'metric = "fdv"'), 21, 'metric = "fdv"',
+        "[[check]] #3: metric: unknown metric column 'fdv'; did you mean 'fvd'"),
+    "defaults": (
+        THRESHOLDS.replace("tolerance = 0.5", "tolerance = -0.5"), 4, "tolerance = -0.5",
+        "[defaults]: tolerance: must be >= 0"),
+    "defaults as dotted keys": (
+        'reference = "ref"\ndefaults.tolerance = true\n', 2, "defaults.tolerance = true",
+        "[defaults]: tolerance: must be a number"),
+    "top level": (
+        "# comment\n\nreferense = 'ref'\n", 3, "referense = 'ref'",
+        "top level: unknown key 'referense'; did you mean 'reference'?"),
+    "a [[check]] look-alike in a multi-line string": (
+        'reference = """\n[[check]]\nfloor = "x"\n"""\n'
+        + THRESHOLDS.replace('reference = "ref"\n', "").replace('attack = "blur(k=3)"',
+                                                                 'attack = ""'),
+        18, 'attack = ""', "[[check]] #2: attack: must be a non-empty string"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(LINE_CASES))
+def test_thresholds_errors_name_the_file_and_line(gate_dir, case):
+    text, line, content, message = LINE_CASES[case]
+    assert text.splitlines()[line - 1].strip() == content  # the case is what it says
+    code, out = gate(gate_dir, write_run(gate_dir / "cand"), text)
+    assert code == 2, out
+    assert f"{gate_dir / 'custom.toml'}:{line}: {message}" in out
+
+
+def test_thresholds_errors_without_a_line_name_the_table(gate_dir):
+    # an inline array of tables has no [[check]] header to point at
+    code, out = gate(gate_dir, write_run(gate_dir / "cand"),
+                     'check = [{method = "dct-qim", attack = "identity"}]\n')
+    assert code == 2
+    assert f"{gate_dir / 'custom.toml'}: [[check]] #1: missing 'metric'" in out

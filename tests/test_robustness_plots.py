@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -177,3 +178,76 @@ def test_codec_curves_use_bits_per_pixel(built):
     np.testing.assert_allclose(line.get_xdata(), expected)
     h264 = next(a for a in paper.axes if a.get_title() == "h264")
     assert h264.get_xlabel() == "strength"  # a paper-family codec keeps its crf axis
+
+
+VARIANTS = ["safe-sora/no-rtl", "safe-sora/no-fine", "safe-sora/no-sls"]
+CURVE_METHODS = [f"c{i}" for i in range(10)] + ["safe-sora", *VARIANTS]
+
+
+def robustness_frame() -> pd.DataFrame:
+    """A robustness table (``report.robustness_table``'s columns) for 10 methods, the full
+    Safe-Sora model and three of its variants, under blur (3 kernels) and h264 (2 CRFs)."""
+    records = []
+    for index, method in enumerate(CURVE_METHODS):
+        for attack, strengths in (("blur", (3.0, 5.0, 7.0)), ("h264", (24.0, 28.0))):
+            for strength in strengths:
+                w_psnr = 40.0 - strength / 2 + index
+                records.append({"method": method, "attack": attack,
+                                "attack_params": f"{attack}({strength:g})",
+                                "strength": strength, "w_psnr": w_psnr,
+                                "w_psnr_lo": w_psnr - 1, "w_psnr_hi": w_psnr + 1,
+                                "w_ssim": 0.8, "w_ssim_lo": 0.75, "w_ssim_hi": 0.85})
+    return pd.DataFrame.from_records(records)
+
+
+@pytest.fixture(scope="module")
+def curve_figures(tmp_path_factory):
+    """{file name: Figure} of ``report.robustness_figures`` on ``robustness_frame``."""
+    saved = {}
+
+    class Recording(plots.Figure):
+        def savefig(self, path, *args, **kwargs):
+            super().savefig(path, *args, **kwargs)
+            saved[Path(path).name] = self
+
+    out = tmp_path_factory.mktemp("curves")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(plots, "Figure", Recording)
+        pngs, ablation = report.robustness_figures(robustness_frame(), out)
+    assert [p.name for p in pngs] == ["robustness_blur.png", "robustness_h264.png",
+                                      "robustness_grid.png"]
+    assert ablation is not None and ablation.name == "robustness_ablation.png"
+    assert all((out / name).stat().st_size > 0 for name in saved)
+    return saved
+
+
+def _box(artist, fig):
+    return artist.get_window_extent().transformed(fig.transFigure.inverted())
+
+
+@pytest.mark.parametrize("name", ["robustness_blur.png", "robustness_h264.png",
+                                  "robustness_grid.png", "robustness_ablation.png"])
+def test_curve_figures_legends_outside_and_at_most_seven_lines(curve_figures, name):
+    fig = curve_figures[name]
+    fig.draw_without_rendering()  # the constrained layout places axes and legends
+    axes = [ax for ax in fig.axes if ax.axison]
+    legends = [ax.get_legend() for ax in axes if ax.get_legend() is not None]
+    assert legends
+    for legend in legends:
+        box = _box(legend, fig)
+        assert box.x0 >= 0 and box.x1 <= 1 + 1e-6 and box.y0 >= 0 and box.y1 <= 1 + 1e-6
+        for ax in axes:
+            assert not box.overlaps(_box(ax, fig)), (name, ax.get_title())
+    for ax in axes:
+        assert 0 < len(_lines(ax)) <= plots.MAX_LINES
+
+
+def test_ablation_variants_have_their_own_figure(curve_figures):
+    drawn = {name: {label for ax in fig.axes for label in _lines(ax)}
+             for name, fig in curve_figures.items()}
+    others = [m for m in CURVE_METHODS if m not in VARIANTS]
+    for name in ("robustness_blur.png", "robustness_h264.png", "robustness_grid.png"):
+        assert drawn[name] == set(others)  # 11 methods: two rows of axes, no variant
+    assert drawn["robustness_ablation.png"] == {"safe-sora", *VARIANTS}
+    blur = [ax for ax in curve_figures["robustness_blur.png"].axes if ax.axison]
+    assert [len(_lines(ax)) for ax in blur] == [7, 4]

@@ -57,6 +57,47 @@ def test_ci_nan_handling_and_degenerate_inputs():
         bootstrap_ci([1.0, 2.0], level=1.5)
 
 
+def _loop_percentile_bootstrap(values, n_boot, rng, level=0.95):
+    """Reference: float64 loop, one resample of the mean per iteration, linear quantiles."""
+    means = np.empty(n_boot, dtype=np.float64)
+    for i in range(n_boot):
+        means[i] = values[rng.integers(0, values.size, size=values.size)].mean()
+    return np.quantile(means, [(1 - level) / 2, (1 + level) / 2])
+
+
+def test_ci_equals_a_numpy_loop_with_the_same_draws():
+    # same seed, same draws (one generator, N indices per resample): the interval the suite
+    # has always published, to round-off
+    values = np.random.default_rng(8).normal(loc=1.0, scale=3.0, size=25)
+    for seed, level in ((0, 0.95), (5, 0.90)):
+        _, lo, hi = bootstrap_ci(values, n_boot=500, seed=seed, level=level)
+        ref = _loop_percentile_bootstrap(values, 500, np.random.default_rng(seed), level)
+        assert (lo, hi) == pytest.approx(tuple(ref), rel=1e-12, abs=1e-12)
+
+
+def test_ci_agrees_with_an_independent_loop_within_monte_carlo_error():
+    values = np.random.default_rng(9).normal(loc=1.0, scale=3.0, size=25)
+    n_boot = 4000
+    _, lo, hi = bootstrap_ci(values, n_boot=n_boot, seed=0)
+    ref = _loop_percentile_bootstrap(values, n_boot, np.random.default_rng(12345))
+    # The 2.5% quantile of B resampled means has standard error sqrt(p (1 - p) / B) / f(q),
+    # f the density of the bootstrap distribution at q; that distribution is close to
+    # normal with sd s = std(values) / sqrt(n), so f(q) = phi(1.96) / s. Two independent
+    # estimates differ with sd sqrt(2) times that: allow 4 of those (about 0.2 s here).
+    s = values.std() / math.sqrt(values.size)
+    phi = math.exp(-1.96 ** 2 / 2) / math.sqrt(2 * math.pi)
+    tol = 4 * math.sqrt(2) * math.sqrt(0.025 * 0.975 / n_boot) * s / phi
+    assert abs(lo - ref[0]) < tol and abs(hi - ref[1]) < tol
+    assert tol < 0.25 * (hi - lo)  # the check is tight next to the interval itself
+
+
+def test_ci_with_an_infinite_value_uses_nearest_ranks(recwarn):
+    mean, lo, hi = bootstrap_ci([1.0, 2.0, math.inf, 3.0])
+    assert mean == math.inf and hi == math.inf
+    assert 1.0 <= lo <= 2.0  # a resample without the infinity
+    assert not [w for w in recwarn if issubclass(w.category, RuntimeWarning)]
+
+
 def test_paired_test_detects_a_constant_shift_not_a_zero_shift():
     base = np.random.default_rng(5).normal(scale=5.0, size=30)
     # the shift is small next to the spread of base (an unpaired test would miss it) but
