@@ -85,10 +85,11 @@ class H264Proxy(nn.Module):
 
 
 def proxy_path(profile_name: str) -> Path:
-    """``<repo>/attacks/checkpoints/h264-proxy-{profile}.pt``."""
+    """``attacks/checkpoints/h264-proxy-{profile}.pt`` (package data beside this module)."""
     from bench.checkpoints import checkpoint_path
 
-    return checkpoint_path("h264-proxy", profile_name, package="attacks")
+    return checkpoint_path("h264-proxy", profile_name, Path(__file__).resolve().parent
+                           / "checkpoints")
 
 
 def fit_command(profile_name: str) -> str:

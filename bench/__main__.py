@@ -60,16 +60,28 @@ def _list_attacks(pattern: str) -> int:
 
 
 def _checkpoint_cell(name: str, profile: str) -> str:
-    """The checkpoint a trainable method loads on ``profile`` (repo-relative, marked when
-    missing), or ``- (no weights)``."""
-    from bench.checkpoints import REPO_ROOT
-    from bench.weights import method_checkpoint
+    """The checkpoint a trainable method loads on ``profile`` (``display_path``: relative to
+    the repository inside it; marked when missing), or ``- (no weights)``."""
+    from bench.weights import display_path, method_checkpoint
 
     path = method_checkpoint(name, profile)
     if path is None:
         return "- (no weights)"
-    shown = path.relative_to(REPO_ROOT).as_posix()
+    shown = display_path(path)
     return shown if path.is_file() else f"{shown} (missing: bench train)"
+
+
+def _checkpoint_args(values: list[str] | None) -> dict[str, str]:
+    """``--checkpoint NAME=PATH`` options -> ``{NAME: PATH}``."""
+    out: dict[str, str] = {}
+    for value in values or []:
+        name, sep, path = value.partition("=")
+        if not sep or not name.strip() or not path.strip():
+            raise BenchError(f"--checkpoint takes NAME=PATH, got {value!r}")
+        if name.strip() in out:
+            raise BenchError(f"--checkpoint names {name.strip()!r} twice")
+        out[name.strip()] = path.strip()
+    return out
 
 
 def _cmd_run(args) -> int:
@@ -81,7 +93,8 @@ def _cmd_run(args) -> int:
                        source=args.source, limit=args.limit, out=Path(args.out), seed=args.seed,
                        device=args.device, cache_dir=None if args.no_cache else
                        (Path(args.cache) if args.cache else RunConfig().cache_dir),
-                       progress=not args.quiet, fvd=not args.no_fvd)
+                       progress=not args.quiet, fvd=not args.no_fvd,
+                       checkpoints=_checkpoint_args(args.checkpoint))
     summary = run(config)
     cache = f"{summary.computed_rows} computed, the rest from the cache"
     if summary.rejected_cache_entries:
@@ -127,9 +140,10 @@ def _cmd_compare(args) -> int:
 
 
 def _cmd_weights(args) -> int:
+    from bench.checkpoints import default_data_dir
     from bench.weights import format_weights_table, list_weights
 
-    print(format_weights_table(list_weights()))
+    print(format_weights_table(list_weights(trained_dir=default_data_dir() / "checkpoints")))
     return 0
 
 
@@ -158,6 +172,9 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--cache", default=None, help="cache folder (default: "
                    "$SAFESORA_BENCH_CACHE or ~/.cache/safesora-bench)")
     q.add_argument("--no-cache", action="store_true", help="compute everything afresh")
+    q.add_argument("--checkpoint", action="append", metavar="NAME=PATH",
+                   help="load this checkpoint for method NAME instead of its shipped one "
+                        "(e.g. one `bench train` wrote); repeatable")
     q.add_argument("--quiet", action="store_true", help="no progress bar")
     q.add_argument("--no-fvd", action="store_true",
                    help="skip FVD (I3D features take ~2 s per video on a CPU)")

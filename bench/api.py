@@ -9,6 +9,7 @@ from __future__ import annotations
 import abc
 import dataclasses
 import math
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, Iterator, Optional
@@ -80,6 +81,9 @@ class Method(abc.ABC):
     name: ClassVar[str]
     version: ClassVar[str]
     description: ClassVar[str] = ""
+    #: the folder of the checkpoints shipped with the method: relative to the folder of the
+    #: top-level package holding the class's module, or absolute (``checkpoint_folder``)
+    checkpoint_dir: ClassVar[str | Path] = "checkpoints"
     #: path of the checkpoint the default construction loads (None: weight-free)
     checkpoint: Optional[Path] = None
 
@@ -104,8 +108,40 @@ class Method(abc.ABC):
         return None
 
     @classmethod
+    def checkpoint_folder(cls) -> Path:
+        """Where the method's shipped checkpoints live (``checkpoint_dir`` resolved); a plugin
+        package keeps them as package data in ``<its package>/checkpoints`` by default."""
+        return declared_checkpoint_folder(cls)
+
+    @classmethod
     def from_checkpoint(cls, path: Path, profile: Profile, device: str = "cpu") -> "Method":
+        """The method with the weights of ``path`` instead of its shipped checkpoint."""
         raise BenchError(f"method {cls.name!r} has no checkpoint to load")
+
+
+def package_folder(module_name: str) -> Path:
+    """The folder of the outermost regular package holding the module ``module_name`` (the
+    module's own folder when it is top-level, or when every package above it is a namespace
+    package); BenchError when the module has no file."""
+    parts = module_name.split(".")
+    for depth in range(1, len(parts) + 1):
+        module = sys.modules.get(".".join(parts[:depth]))
+        file = getattr(module, "__file__", None)
+        if file and (depth < len(parts) or hasattr(module, "__path__")):
+            return Path(file).resolve().parent
+    module = sys.modules.get(module_name)
+    file = getattr(module, "__file__", None)
+    if not file:
+        raise BenchError(f"module {module_name!r} has no folder to hold checkpoints; set "
+                         "checkpoint_dir to an absolute path")
+    return Path(file).resolve().parent
+
+
+def declared_checkpoint_folder(cls: type) -> Path:
+    """``cls.checkpoint_dir`` (default ``checkpoints``) as a folder: absolute as given, else
+    relative to ``package_folder`` of the module defining ``cls``."""
+    folder = Path(getattr(cls, "checkpoint_dir", "checkpoints")).expanduser()
+    return folder if folder.is_absolute() else package_folder(cls.__module__) / folder
 
 
 @dataclass(frozen=True)
@@ -334,3 +370,9 @@ class TrainableMethod(Method):
     def card(self) -> dict:
         """Method-specific facts for the checkpoint card (deviations, widths, noise layers)."""
         return {}
+
+    @classmethod
+    def from_checkpoint(cls, path: Path, profile: Profile, device: str = "cpu") -> "Method":
+        """``cls(profile, device, checkpoint=path)``: a subclass whose constructor takes no
+        ``checkpoint`` overrides this."""
+        return cls(profile, device, checkpoint=path)

@@ -8,14 +8,16 @@ by the methods. For each method, in registry order:
 2. the run is planned to fill the method's share: ``steps = share * samples/s / batch``, less
    ``PLAN_MARGIN`` for validations, so the cosine schedule ends inside the budget; the budget
    also stops it (``max_seconds``), and the plateau rule may stop it earlier;
-3. its checkpoint and card go to ``OUT_DIR/<method>-<profile>.pt`` (the probe's are deleted).
+3. its checkpoint and card go to ``OUT_DIR/<method>-<profile>.pt`` (the probe's are deleted;
+   ``OUT_DIR`` defaults to ``training-campaign-<profile>`` in the user data folder).
 
 ``OUT_DIR/campaign.json`` is rewritten after each method (method, planned and done steps,
 minutes, validation W-PSNR / V-PSNR, why it stopped, or the error that stopped it): a killed
 campaign rerun with the same command skips the methods whose checkpoint is there and resumes
 the interrupted one from its state file. One method's failure is recorded and the next runs.
-Copy a checkpoint with its ``.card.json`` into ``baselines/checkpoints`` or
-``methods/checkpoints`` to make it the default.
+``bench run --checkpoint METHOD=PATH`` evaluates one; copying it with its ``.card.json`` into
+the folder its method declares (``baselines/checkpoints``, ``methods/checkpoints``) makes it
+the default.
 """
 
 from __future__ import annotations
@@ -142,7 +144,10 @@ def run_campaign(args) -> int:
     if args.out is not None or args.init is not None or args.resume is not None:
         raise BenchError("--out, --init and --resume name one method's files; a campaign "
                          "writes into --out-dir")
-    out_dir = Path(args.out_dir or f"training-campaign-{Path(args.profile).stem}")
+    from bench.checkpoints import default_data_dir
+
+    out_dir = Path(args.out_dir) if args.out_dir else (
+        default_data_dir() / f"training-campaign-{Path(args.profile).stem}")
     try:
         entries = campaign(args.method, args.minutes, out_dir, profile=args.profile,
                            device=args.device, seed=args.seed, precision=args.precision,
@@ -151,5 +156,7 @@ def run_campaign(args) -> int:
         print("interrupted: rerun the same command to continue the campaign",
               file=sys.stderr)
         return 130
-    print(f"campaign: {out_dir / 'campaign.json'}")
+    print(f"campaign: {out_dir.resolve() / 'campaign.json'}; evaluate a checkpoint of it with "
+          f"`python -m bench run --methods NAME --profile {args.profile} --checkpoint "
+          f"NAME={out_dir.resolve()}/FILE.pt`")
     return 1 if any("error" in e for e in entries) else 0

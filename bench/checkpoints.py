@@ -7,8 +7,12 @@ A checkpoint is two files side by side:
 * ``{name}-{profile}.card.json``: what made it (method, version, profile, steps, seed, command,
   validation scores, size, sha256, ...).
 
-Baselines keep theirs in ``baselines/checkpoints/``, Safe-Sora and its variants (names starting
-with ``safe-sora``) in ``methods/checkpoints/``. Both files are written atomically.
+A method declares where its shipped checkpoints live (``Method.checkpoint_dir``, by default
+``<its top-level package>/checkpoints``: ``baselines/checkpoints/``, ``methods/checkpoints/``
+for Safe-Sora and its variants, a plugin's own package folder); ``bench run`` loads those
+unless ``--checkpoint NAME=PATH`` names another file. ``bench train`` writes into the user
+data folder (``user_checkpoint_path``), never into the installed packages unless ``--out``
+says so. Both files are written atomically.
 """
 
 from __future__ import annotations
@@ -16,29 +20,34 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import os
 from pathlib import Path
 from typing import Any, Optional
 
 import torch
 
-from bench.api import BenchError, Profile
+from bench.api import BenchError, Profile, declared_checkpoint_folder
 
-__all__ = ["REPO_ROOT", "CheckpointMissing", "card_curve", "card_path", "checkpoint_path",
-           "fit_state", "shift_curve",
-           "load_card", "load_checkpoint", "load_into", "save_checkpoint", "train_command"]
+__all__ = ["DATA_ENV_VAR", "REPO_ROOT", "CheckpointMissing", "card_curve", "card_path",
+           "checkpoint_file_name", "checkpoint_folder", "checkpoint_path", "default_data_dir",
+           "fit_state", "shift_curve", "load_card", "load_checkpoint", "load_into",
+           "save_checkpoint", "train_command", "user_checkpoint_path"]
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-PACKAGES = ("baselines", "methods", "attacks")
+#: the user data folder (trained checkpoints go to its ``checkpoints/``)
+DATA_ENV_VAR = "SAFESORA_BENCH_DATA"
 
 
 class CheckpointMissing(BenchError):
-    """A checkpoint file is absent (or ``reason``: unusable); the message names it and the
-    command that makes it."""
+    """A checkpoint file is absent (or ``reason``: unusable); the message names it, the
+    command that makes it and, when given, how to use what that command writes (``use``)."""
 
-    def __init__(self, path: Path | str, command: str, reason: str = "is missing"):
+    def __init__(self, path: Path | str, command: str, reason: str = "is missing",
+                 use: str = ""):
         self.path = Path(path)
         self.command = command
-        super().__init__(f"checkpoint {self.path} {reason}; make it with `{command}`")
+        super().__init__(f"checkpoint {self.path} {reason}; make it with `{command}`"
+                         + (f" {use}" if use else ""))
 
 
 def train_command(method_name: str, profile_name: str) -> str:
@@ -46,24 +55,59 @@ def train_command(method_name: str, profile_name: str) -> str:
     return f"python -m bench train --method {method_name} --profile {profile_name}"
 
 
-def checkpoint_path(method_name: str, profile_name: str, package: Optional[str] = None) -> Path:
-    """``<repo>/{package}/checkpoints/{method_name}-{profile_name}.pt``.
+def default_data_dir() -> Path:
+    """``$SAFESORA_BENCH_DATA``, else ``$XDG_DATA_HOME/safesora-bench`` (``~/.local/share``)."""
+    if os.environ.get(DATA_ENV_VAR):
+        return Path(os.environ[DATA_ENV_VAR]).expanduser()
+    base = os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share"
+    return Path(base).expanduser() / "safesora-bench"
 
-    ``package`` None picks ``methods`` for names starting with ``safe-sora`` and ``baselines``
-    for every other name. A variant's ``/`` becomes ``--`` in the file name
-    (``safe-sora/no-msfi`` -> ``safe-sora--no-msfi-default.pt``).
-    """
+
+def checkpoint_file_name(method_name: str, profile_name: str) -> str:
+    """``{method_name}-{profile_name}.pt``; a variant's ``/`` becomes ``--``
+    (``safe-sora/no-msfi`` -> ``safe-sora--no-msfi-default.pt``)."""
     if method_name.count("/") == 1 and all(method_name.split("/")):
         method_name = method_name.replace("/", "--")
-    if package is None:
-        package = "methods" if method_name.startswith("safe-sora") else "baselines"
-    if package not in PACKAGES:
-        raise BenchError(f"checkpoint package must be one of {', '.join(PACKAGES)}, "
-                         f"got {package!r}")
     for part, what in ((method_name, "method name"), (profile_name, "profile name")):
         if not part or "/" in part or "\\" in part or part.startswith("."):
             raise BenchError(f"{what} {part!r} cannot be part of a checkpoint file name")
-    return REPO_ROOT / package / "checkpoints" / f"{method_name}-{profile_name}.pt"
+    return f"{method_name}-{profile_name}.pt"
+
+
+def _method_class(method) -> type:
+    """The class of ``method``: a registered name, a class or an instance."""
+    if isinstance(method, str):
+        from bench import registry
+
+        method = registry.get("methods", method)
+    return method if isinstance(method, type) else type(method)
+
+
+def checkpoint_folder(method) -> Path:
+    """The folder ``method`` (a registered name, a class or an instance) declares for its
+    shipped checkpoints: its ``checkpoint_folder()``, or for a class without one its
+    ``checkpoint_dir`` resolved the same way (``declared_checkpoint_folder``)."""
+    cls = _method_class(method)
+    declared = getattr(cls, "checkpoint_folder", None)
+    return Path(declared()) if callable(declared) else declared_checkpoint_folder(cls)
+
+
+def _name_of(method) -> str:
+    return method if isinstance(method, str) else method.name
+
+
+def checkpoint_path(method, profile_name: str, folder: Path | str | None = None) -> Path:
+    """The shipped checkpoint of ``method`` (a registered name, a class or an instance) on a
+    profile: ``checkpoint_folder(method) / checkpoint_file_name(name, profile_name)``.
+    ``folder`` replaces the declared folder (and ``method`` may then be any name)."""
+    file_name = checkpoint_file_name(_name_of(method), profile_name)
+    return (Path(folder) if folder is not None else checkpoint_folder(method)) / file_name
+
+
+def user_checkpoint_path(method, profile_name: str) -> Path:
+    """Where ``bench train`` writes a checkpoint by default: the user data folder's
+    ``checkpoints/{file name}``, outside the installed packages."""
+    return checkpoint_path(_name_of(method), profile_name, default_data_dir() / "checkpoints")
 
 
 def card_path(path: Path | str) -> Path:
@@ -164,8 +208,9 @@ def load_into(method, checkpoint: Path | str | None = "default",
               profile: Profile | str | None = None) -> Optional[Path]:
     """Load weights into ``method.network()``; called by trainable methods' constructors.
 
-    ``checkpoint``: ``"default"`` (the committed file for the method and profile, see
-    ``checkpoint_path``), ``None`` (keep the fresh initialisation: training) or a path.
+    ``checkpoint``: ``"default"`` (the shipped file for the method and profile, in the folder
+    it declares, see ``checkpoint_path``), ``None`` (keep the fresh initialisation: training)
+    or a path.
     ``profile`` defaults to ``method.profile``. Sets and returns ``method.checkpoint`` (the
     file loaded, or None). Raises ``CheckpointMissing`` when the file is absent and
     ``BenchError`` when its tensors do not fit the network.
@@ -175,19 +220,24 @@ def load_into(method, checkpoint: Path | str | None = "default",
         return None
     if isinstance(checkpoint, str) and checkpoint == "default":
         profile_name = _profile_name(method, profile)
-        path = checkpoint_path(method.name, profile_name)
+        path = checkpoint_path(method, profile_name)
         command = train_command(method.name, profile_name)
+        use = (f"and pass it to bench run: `--checkpoint {method.name}="
+               f"{user_checkpoint_path(method.name, profile_name)}`")
     else:
         path = Path(checkpoint)
         known = profile if profile is not None else getattr(method, "profile", None)
         name = "PROFILE" if known is None else (known if isinstance(known, str) else known.name)
         command = train_command(method.name, name) + f" --out {path}"
+        use = ""
+    if not path.is_file():
+        raise CheckpointMissing(path, command, use=use)
     state, card = load_checkpoint(path, command)
     trained = card.get("method_version")
     if trained is not None and str(trained) != str(method.version):
         # same tensors, other behaviour (e.g. another logo mapping): not this method's weights
         raise CheckpointMissing(path, command, f"was trained for {method.name!r} version "
-                                               f"{trained}, not version {method.version}")
+                                               f"{trained}, not version {method.version}", use)
     fit_state(method, state, card, path, command)
     method.checkpoint = path
     return path

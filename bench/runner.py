@@ -77,6 +77,8 @@ class RunConfig:
     cache_dir: Optional[Path] = field(default_factory=default_cache_dir)
     progress: bool = True
     fvd: bool = True
+    #: ``{method name: checkpoint file}`` loaded instead of the method's shipped checkpoint
+    checkpoints: dict = field(default_factory=dict)
 
 
 @dataclass
@@ -140,36 +142,70 @@ class MissingMethod:
     status: str = "unavailable"
 
 
-def _build_error(name: str, profile: Profile, exc: Exception) -> str:
-    """Why ``name`` could not be built, naming its checkpoint file when it has one."""
+def _build_error(name: str, profile: Profile, exc: Exception,
+                 path: Optional[Path] = None) -> str:
+    """Why ``name`` could not be built, naming its checkpoint file (``path``, else its
+    shipped one) when it has one."""
     from bench.weights import method_checkpoint
 
     text = f"method {name!r} could not be built: {_describe(exc)}"
-    try:
-        path = method_checkpoint(name, profile.name)
-    except Exception:
-        path = None
+    if path is None:
+        try:
+            path = method_checkpoint(name, profile.name)
+        except Exception:
+            path = None
     if path is not None and str(path) not in text:
         text += f" (checkpoint {path})"
     return text
 
 
-def build_methods(spec: str, profile: Profile, device: str) -> list[Method | MissingMethod]:
+def _takes_checkpoint(factory) -> bool:
+    """Whether a method factory loads a given checkpoint (has its own ``from_checkpoint``)."""
+    loader = getattr(factory, "from_checkpoint", None)
+    return loader is not None and getattr(loader, "__func__", loader) \
+        is not Method.from_checkpoint.__func__
+
+
+def chosen_checkpoints(checkpoints: dict, names: list[str]) -> dict[str, Path]:
+    """``{name: path}`` of the checkpoints given in place of shipped ones, checked: each name
+    is among the chosen methods and takes a checkpoint, each path is a file."""
+    out = {}
+    for name, path in checkpoints.items():
+        if name not in names:
+            raise BenchError(f"--checkpoint {name}=...: {name!r} is not among the methods "
+                             f"of this run ({', '.join(names)})")
+        if not _takes_checkpoint(registry.get("methods", name)):
+            raise BenchError(f"--checkpoint {name}=...: method {name!r} takes no checkpoint")
+        if not Path(path).is_file():
+            raise BenchError(f"--checkpoint {name}={path}: no such file")
+        out[name] = Path(path)
+    return out
+
+
+def build_methods(spec: str, profile: Profile, device: str,
+                  checkpoints: Optional[dict] = None) -> list[Method | MissingMethod]:
     """Instances of the chosen methods. One whose checkpoint is absent becomes a MissingMethod
     (``unavailable``); one that cannot be built (a damaged or mismatched checkpoint, ...) a
-    MissingMethod with status ``error`` whose message names the file: the others still run."""
+    MissingMethod with status ``error`` whose message names the file: the others still run.
+    ``checkpoints`` (``{name: path}``) loads those files instead of the shipped ones
+    (``from_checkpoint``)."""
     from bench.checkpoints import CheckpointMissing
 
+    names = registry.resolve("methods", spec)
+    chosen = chosen_checkpoints(dict(checkpoints or {}), names)
     out: list[Method | MissingMethod] = []
-    for name in registry.resolve("methods", spec):
+    for name in names:
         factory = registry.get("methods", name)
         version = str(getattr(factory, "version", "?"))
+        path = chosen.get(name)
         try:
-            out.append(factory(profile, device))
+            out.append(factory(profile, device) if path is None
+                       else factory.from_checkpoint(path, profile, device))
         except CheckpointMissing as exc:
             out.append(MissingMethod(name, version, str(exc)))
         except Exception as exc:
-            out.append(MissingMethod(name, version, _build_error(name, profile, exc), "error"))
+            out.append(MissingMethod(name, version, _build_error(name, profile, exc, path),
+                                     "error"))
     return out
 
 
@@ -290,7 +326,8 @@ class Runner:
         firsts = {group[0].canonical for group in groups if group}
         self.paper_attacks = [a for a in self.attacks if a.canonical in firsts]
         self.methods = (methods if methods is not None
-                        else build_methods(config.methods, self.profile, self.device))
+                        else build_methods(config.methods, self.profile, self.device,
+                                           config.checkpoints))
         self.source = build_source(config.source, self.profile, config.seed, config.limit)
         self.cache = Cache(config.cache_dir)
         self.cache.check_usable()
@@ -575,6 +612,7 @@ class Runner:
     def _manifest(self, started: str) -> dict:
         config = asdict(self.config)
         config = {k: (str(v) if isinstance(v, Path) else v) for k, v in config.items()}
+        config["checkpoints"] = {k: str(v) for k, v in self.config.checkpoints.items()}
         from bench.weights import list_weights
 
         return {

@@ -49,7 +49,7 @@ import numpy as np
 import torch
 
 from bench.api import BenchError, Clip, Profile, TrainableMethod, check_device
-from bench.checkpoints import card_curve, checkpoint_path, save_checkpoint, shift_curve
+from bench.checkpoints import card_curve, save_checkpoint, shift_curve, user_checkpoint_path
 from bench.seeding import derive_seed
 from bench.weights import display_path
 
@@ -620,8 +620,10 @@ def train(method_name, profile: str | Profile = "default", steps: Optional[int] 
     ``cls(profile, device, checkpoint=None)``). ``steps``, ``batch_size``, ``lr`` default to
     the method's ``train_defaults``; ``frames`` trains on random windows of T frames;
     ``train_defaults["frames"]``, when a method sets it, is its default T; ``out`` defaults to
-    ``checkpoint_path(name, profile)``; ``validate_every`` (steps between
-    validations and resumable states) defaults to ``validation_interval(steps)``;
+    ``user_checkpoint_path(name, profile)`` (the user data folder, never the method's shipped
+    checkpoint: ``bench run`` loads ``out`` only when ``--checkpoint`` names it);
+    ``validate_every`` (steps between validations and resumable states) defaults to
+    ``validation_interval(steps)``;
     ``workers``: processes rendering the next batches while the network trains (0: none);
     ``init``: a checkpoint of the same method to start from (warm start);
     ``precision``: ``"bf16"`` runs the forward pass under bf16 autocast with the network in
@@ -674,7 +676,7 @@ def train(method_name, profile: str | Profile = "default", steps: Optional[int] 
                          tuple(float(b) for b in defaults["betas"]), data.frames,
                          init_entry["sha256"] if init_entry else "", precision,
                          data.renders, data.overfit)
-    default_out = checkpoint_path(method.name, prof.name)
+    default_out = user_checkpoint_path(method.name, prof.name)
     if overfit:
         from bench.store import default_cache_dir
 
@@ -820,7 +822,6 @@ def train(method_name, profile: str | Profile = "default", steps: Optional[int] 
     }
     save_checkpoint(out, network.state_dict(), card)
     state_file.unlink(missing_ok=True)
-    log.write(f"checkpoint written to {out}")
     return out
 
 

@@ -3,9 +3,11 @@
 
 from __future__ import annotations
 
+import shlex
 import sys
 from pathlib import Path
 
+from bench.api import BenchError
 from bench.campaign import is_campaign, run_campaign
 from bench.train import (
     OVERFIT_STEPS,
@@ -35,10 +37,34 @@ def _cmd_train(args) -> int:
         print("interrupted: rerun the same command to resume from the last validation",
               file=sys.stderr)
         return 130
-    print(f"checkpoint: {path}")
     if args.overfit:
+        print(f"checkpoint: {path}")
         return _overfit_verdict(path)
+    print(written_message(path, args.method, args.profile))
     return 0
+
+
+def written_message(path: Path, method: str, profile: str) -> str:
+    """Where ``bench train`` wrote the checkpoint of ``method`` and how ``bench run`` uses it
+    (``profile``: as given on the command line, a name or a TOML path)."""
+    from bench.checkpoints import card_path, checkpoint_path, load_card
+
+    path = Path(path).resolve()
+    lines = [f"checkpoint written to {path}", f"card: {card_path(path)}"]
+    try:
+        shipped = checkpoint_path(method, str(load_card(path).get("profile")
+                                              or Path(profile).stem)).resolve()
+    except BenchError:  # a method without a folder of its own: it ships nothing
+        shipped = None
+    if path == shipped:
+        lines.append(f"this is {method}'s shipped checkpoint: bench run loads it by default")
+        return "\n".join(lines)
+    run = shlex.join(["python", "-m", "bench", "run", "--methods", method, "--profile",
+                      profile, "--checkpoint", f"{method}={path}"])
+    default = f"{method}'s shipped checkpoint ({shipped})" if shipped else "no checkpoint"
+    lines += [f"bench run loads {default} unless --checkpoint names another; to evaluate "
+              "this one:", f"  {run}"]
+    return "\n".join(lines)
 
 
 def _overfit_verdict(path: Path) -> int:
@@ -75,7 +101,11 @@ def add_train_parser(subparsers) -> None:
     q.add_argument("--steps", type=int, default=None, help="optimiser steps (method default)")
     q.add_argument("--seed", type=int, default=0)
     q.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
-    q.add_argument("--out", default=None, help="checkpoint path (default: the committed one)")
+    q.add_argument("--out", default=None,
+                   help="checkpoint path (default: $SAFESORA_BENCH_DATA, else "
+                        "$XDG_DATA_HOME/safesora-bench or ~/.local/share/safesora-bench, "
+                        "then checkpoints/METHOD-PROFILE.pt; bench run uses it with "
+                        "--checkpoint METHOD=PATH)")
     q.add_argument("--batch-size", type=int, default=None)
     q.add_argument("--lr", type=float, default=None, help="peak learning rate")
     q.add_argument("--frames", type=int, default=None,
@@ -112,7 +142,8 @@ def add_train_parser(subparsers) -> None:
                         "A,B) shared equally by its methods")
     q.add_argument("--out-dir", default=None,
                    help="a campaign's folder for checkpoints, cards and campaign.json "
-                        "(default: training-campaign-PROFILE)")
+                        "(default: training-campaign-PROFILE in the user data folder, see "
+                        "--out)")
     q.add_argument("--quiet", action="store_true", help="no progress bar")
     q.set_defaults(func=_cmd_train)
 

@@ -21,7 +21,8 @@ from bench.api import BenchError
 ALEXNET_FILE = "alexnet-owt-7be5be79.pth"
 #: the first hex digits of that file's sha256 (torchvision puts them in the file name)
 ALEXNET_SHA256_PREFIX = "7be5be79"
-#: extensions of checkpoints looked for under ``methods/``, ``baselines/`` and ``attacks/``
+#: extensions of checkpoints looked for under ``methods/``, ``baselines/``, ``attacks/`` and
+#: the folders plugins declare
 CHECKPOINT_PATTERNS = ("*.pt", "*.safetensors")
 
 _REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -89,49 +90,87 @@ def _entry(name: str, used_by: str, path: Path, how: str, hash_files: bool) -> W
     return WeightFile(name, used_by, path, present, digest, size, how)
 
 
+def _owner(path: Path, repo_root: Path) -> str:
+    """The folder of a checkpoint as a dotted package path inside ``repo_root``
+    (``baselines.checkpoints``), else its ``display_path``."""
+    if path.is_relative_to(repo_root):
+        return ".".join(path.parent.relative_to(repo_root).parts)
+    return display_path(path.parent)
+
+
+def _entry_name(path: Path, repo_root: Path) -> str:
+    """A checkpoint's name: its path relative to ``repo_root``, else its ``display_path``."""
+    return path.relative_to(repo_root).as_posix() if path.is_relative_to(repo_root) \
+        else display_path(path)
+
+
+def _weight_files(folder: Path) -> list[Path]:
+    """The ``*.pt`` / ``*.safetensors`` files under ``folder``, resumable states excepted."""
+    if not folder.is_dir():
+        return []
+    found = sorted({p for pattern in CHECKPOINT_PATTERNS for p in folder.rglob(pattern)})
+    return [p for p in found if p.is_file() and not p.name.endswith(".state.pt")]
+
+
+def _scanned_folders(repo_root: Path, expected: dict[str, str]) -> list[Path]:
+    """The repository's package folders, then the folder of each expected checkpoint outside
+    them (a plugin's declared folder)."""
+    folders = [repo_root / folder for folder in ("methods", "baselines", "attacks")]
+    for key in expected:
+        parent = (repo_root / key).parent
+        if not parent.is_relative_to(repo_root) and parent not in folders:
+            folders.append(parent)
+    return folders
+
+
 def _checkpoints(repo_root: Path, hash_files: bool, expected: dict[str, str]) -> list[WeightFile]:
     out: list[WeightFile] = []
     seen: set[str] = set()
-    for folder in ("methods", "baselines", "attacks"):
-        base = repo_root / folder
-        if not base.is_dir():
-            continue
-        found = sorted({p for pattern in CHECKPOINT_PATTERNS for p in base.rglob(pattern)})
-        for path in found:
-            if not path.is_file() or path.name.endswith(".state.pt"):
-                continue  # resumable training state, not a weight file the benchmark uses
-            rel = path.relative_to(repo_root)
-            owner = ".".join(rel.parent.parts)
-            kind = "training attack" if folder == "attacks" else "method"
-            how = expected.get(rel.as_posix())
-            how = f"`{how}`" if how else "re-create it by training the method"
-            out.append(_entry(rel.as_posix(), f"{kind} checkpoint ({owner})", path,
-                              f"part of the repository checkout; {how}", hash_files))
-            seen.add(rel.as_posix())
-    for rel, command in sorted(expected.items()):
-        if rel not in seen:
-            owner = ".".join(Path(rel).parent.parts)
-            out.append(_entry(rel, f"method checkpoint ({owner})", repo_root / rel,
+    for base in _scanned_folders(repo_root, expected):
+        for path in _weight_files(base):
+            name = _entry_name(path, repo_root)
+            if name in seen:
+                continue
+            kind = "training attack" if path.is_relative_to(repo_root / "attacks") else "method"
+            command = expected.get(name) or expected.get(path.as_posix())
+            how = f"`{command}`" if command else "re-create it by training the method"
+            place = ("part of the repository checkout" if path.is_relative_to(repo_root)
+                     else "shipped with its package")
+            out.append(_entry(name, f"{kind} checkpoint ({_owner(path, repo_root)})", path,
+                              f"{place}; {how}", hash_files))
+            seen.add(name)
+    for key, command in sorted(expected.items()):
+        path = repo_root / key
+        if _entry_name(path, repo_root) not in seen:
+            out.append(_entry(_entry_name(path, repo_root),
+                              f"method checkpoint ({_owner(path, repo_root)})", path,
                               f"train it: `{command}`", hash_files))
     return out
 
 
+def _trained(folder: Path, hash_files: bool) -> list[WeightFile]:
+    """Checkpoints ``bench train`` wrote into the user data folder ``folder``."""
+    return [_entry(display_path(path), "trained (bench run --checkpoint NAME=PATH)", path,
+                   "written by bench train", hash_files) for path in _weight_files(folder)]
+
+
 def method_checkpoint(name: str, profile_name: str = "default") -> Optional[Path]:
-    """The checkpoint the registered method ``name`` loads on a profile; None when it has no
-    weights (not a TrainableMethod)."""
+    """The shipped checkpoint the registered method ``name`` loads on a profile, in the folder
+    it declares; None when it has no weights (not a TrainableMethod)."""
     from bench import registry
     from bench.api import TrainableMethod
     from bench.checkpoints import checkpoint_path
 
     obj = registry.get("methods", name)
     if isinstance(obj, type) and issubclass(obj, TrainableMethod):
-        return checkpoint_path(name, profile_name)
+        return checkpoint_path(obj, profile_name)
     return None
 
 
 def expected_checkpoints(profile_name: str = "default") -> dict[str, str]:
-    """``{path relative to the repository: command that trains it}`` for every registered
-    trainable method's checkpoint of a profile."""
+    """``{path: command that trains it}`` for every registered trainable method's shipped
+    checkpoint of a profile; the path is relative to the repository inside it (a plugin's:
+    absolute)."""
     from bench import registry
     from bench.checkpoints import REPO_ROOT, train_command
 
@@ -142,19 +181,25 @@ def expected_checkpoints(profile_name: str = "default") -> dict[str, str]:
         except BenchError:
             continue  # a broken plugin is reported by `bench list`, not here
         if path is not None:
-            out[path.relative_to(REPO_ROOT).as_posix()] = train_command(name, profile_name)
+            key = path.relative_to(REPO_ROOT) if path.is_relative_to(REPO_ROOT) else path
+            out[key.as_posix()] = train_command(name, profile_name)
     return out
 
 
 def list_weights(repo_root: str | Path | None = None, hash_files: bool = True,
-                 expected: Optional[dict[str, str]] = None) -> list[WeightFile]:
+                 expected: Optional[dict[str, str]] = None,
+                 trained_dir: str | Path | None = None) -> list[WeightFile]:
     """Every weight file the benchmark knows of, present or not.
 
     ``repo_root``: folder holding the ``methods/``, ``baselines/`` and ``attacks/`` packages
-    (default: the one beside ``bench``); every ``*.pt`` / ``*.safetensors`` under them is
-    listed (resumable ``*.state.pt`` training states excepted).
-    ``expected``: checkpoints that should exist, ``{relative path: command that makes it}``;
-    absent ones are listed as missing (default: ``expected_checkpoints("default")``).
+    (default: the one beside ``bench``); every ``*.pt`` / ``*.safetensors`` under them, and
+    under the folder of each expected checkpoint outside them (a plugin's), is listed
+    (resumable ``*.state.pt`` training states excepted).
+    ``expected``: checkpoints that should exist, ``{path relative to repo_root or absolute:
+    command that makes it}``; absent ones are listed as missing (default:
+    ``expected_checkpoints("default")``, in the folders the methods declare).
+    ``trained_dir``: also list the checkpoints under it (``bench weights``: the user data
+    folder, where ``bench train`` writes; a run uses one only through ``--checkpoint``).
     ``hash_files``: compute sha256 of present files (streamed, cached per process).
     """
     root = Path(repo_root) if repo_root is not None else _REPO_ROOT
@@ -177,7 +222,8 @@ def list_weights(repo_root: str | Path | None = None, hash_files: bool = True,
     ]
     if expected is None:
         expected = expected_checkpoints("default")
-    return entries + _checkpoints(root, hash_files, expected)
+    trained = _trained(Path(trained_dir), hash_files) if trained_dir is not None else []
+    return entries + _checkpoints(root, hash_files, expected) + trained
 
 
 def _size_text(size: Optional[int]) -> str:

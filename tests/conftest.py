@@ -1,4 +1,4 @@
-"""Shared fixtures: a private cache folder per test, small clips and logos."""
+"""Shared fixtures: a private cache and user data folder per test, small clips and logos."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import torch
 @pytest.fixture(autouse=True)
 def _private_cache(tmp_path, monkeypatch):
     monkeypatch.setenv("SAFESORA_BENCH_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("SAFESORA_BENCH_DATA", str(tmp_path / "data"))
 
 
 @pytest.fixture

@@ -348,8 +348,9 @@ def test_compare_refuses_other_frame_counts_and_fails_when_nothing_compared(tmp_
 @pytest.mark.parametrize("content", ["wrong shape", "garbage"])
 def test_bad_checkpoint_makes_error_rows_and_the_others_run(tmp_path, monkeypatch, content):
     import bench.checkpoints
+    from baselines.balujanet import BalujaNet
 
-    monkeypatch.setattr(bench.checkpoints, "REPO_ROOT", tmp_path / "repo")
+    monkeypatch.setattr(BalujaNet, "checkpoint_dir", tmp_path / "repo/baselines/checkpoints")
     path = bench.checkpoints.checkpoint_path("balujanet", "tiny")
     path.parent.mkdir(parents=True)
     if content == "wrong shape":

@@ -551,3 +551,34 @@ def test_an_emulated_bf16_default_trains_in_fp32_and_the_card_says_so(tmp_path, 
     _, card = load_checkpoint(out)
     assert card["precision"].startswith("fp32")
     assert "--precision fp32" in card["command"]
+
+
+def test_bench_train_writes_into_the_user_data_folder_not_the_packages(tmp_path, fast_data,
+                                                                      monkeypatch, capsys):
+    """`bench train` without --out: ``$SAFESORA_BENCH_DATA/checkpoints``; the final message
+    names the file and the `bench run --checkpoint` that uses it."""
+    from bench import checkpoints
+    from bench.__main__ import main
+
+    data = tmp_path / "user-data"
+    monkeypatch.setenv("SAFESORA_BENCH_DATA", str(data))
+    real_get = __import__("bench.registry", fromlist=["get"]).get
+    monkeypatch.setattr("bench.registry.get", lambda kind, name: TinyMethod
+                        if name == "tiny-trainable" else real_get(kind, name))
+    shipped = checkpoints.checkpoint_path(TinyMethod, "tiny")
+    assert main(["train", "--method", "tiny-trainable", "--profile", "tiny", "--steps", "2",
+                 "--quiet", "--workers", "0", "--frames", "4"]) == 0
+    out = data / "checkpoints" / "tiny-trainable-tiny.pt"
+    assert out.is_file() and (data / "checkpoints" / "tiny-trainable-tiny.card.json").is_file()
+    assert sorted(p.name for p in out.parent.iterdir()) == [
+        "tiny-trainable-tiny.card.json", "tiny-trainable-tiny.pt"]  # no state left behind
+    assert not shipped.exists()
+    for package in ("baselines", "methods", "attacks", "tests"):
+        assert not list((checkpoints.REPO_ROOT / package).rglob("tiny-trainable-*")), package
+    _, card = load_checkpoint(out)
+    assert "--out" not in card["command"] and card["steps"] == 2
+    printed = capsys.readouterr().out
+    assert f"checkpoint written to {out.resolve()}" in printed
+    assert (f"python -m bench run --methods tiny-trainable --profile tiny --checkpoint "
+            f"tiny-trainable={out.resolve()}") in printed
+    assert str(shipped) in printed  # what bench run loads otherwise
