@@ -39,6 +39,7 @@ import math
 from typing import Any
 
 from bench.api import BenchError
+from bench.video import check_video as _check_video
 
 
 def parse_float_or_range(value: Any, name: str, lo: float, hi: float) -> float | tuple:
@@ -84,13 +85,9 @@ def draw_uniform(value: float | tuple, count: int, generator) -> list[float]:
 
 
 def check_video(frames, batched: bool = False) -> None:
-    """Raise ``BenchError`` unless ``frames`` is a float tensor (T, 3, H, W) or (B, T, 3, H, W)."""
-    shape = "(B, T, 3, H, W)" if batched else "(T, 3, H, W)"
-    ndim = 5 if batched else 4
-    if not hasattr(frames, "is_floating_point") or not frames.is_floating_point():
-        raise BenchError(f"attack input must be a float tensor {shape}, got {type(frames)}")
-    if frames.ndim != ndim or frames.shape[-3] != 3:
-        raise BenchError(f"attack input must have shape {shape}, got {tuple(frames.shape)}")
+    """Raise ``BenchError`` unless ``frames`` is a float tensor (T, 3, H, W) or, when
+    ``batched``, (B, T, 3, H, W); the message names the ``attack input``."""
+    _check_video(frames, "attack input", batched)
 
 
 def straight_through(inputs, outputs):

@@ -48,6 +48,7 @@ import torch.nn.functional as F
 from attacks import check_params, check_video, straight_through
 from attacks.avencode import encode_in_fresh_process, encode_yuv420p
 from bench.api import Attack, AttackParams, BenchError
+from bench.video import pad_to_even, quantise, to_uint8
 
 #: BT.601 luma weights of R, G, B
 KR, KG, KB = 0.299, 0.587, 0.114
@@ -93,7 +94,7 @@ def yuv420p_to_rgb(planes: np.ndarray) -> torch.Tensor:
     chroma = flat[:, height * width:].reshape(time, 2, height // 2, width // 2)
     chroma = F.interpolate(chroma, size=(height, width), mode="bilinear", align_corners=False)
     rgb = ycbcr_to_rgb(torch.cat([luma, chroma], dim=1))
-    return ((rgb.clamp(0, 1) * 255).round() / 255).to(torch.float32)
+    return quantise(rgb).to(torch.float32)
 
 
 def codec_roundtrip(frames: torch.Tensor, codec: str, options: dict[str, str],
@@ -109,9 +110,8 @@ def codec_roundtrip(frames: torch.Tensor, codec: str, options: dict[str, str],
     import av  # imported here: the codec library is needed only when a codec attack runs
 
     time, _, height, width = frames.shape
-    pixels = (frames.detach().to("cpu", torch.float32).clamp(0.0, 1.0) * 255.0).round()
-    pixels = F.pad(pixels, (0, width % 2, 0, height % 2), mode="replicate")
-    planes = rgb_to_yuv420p(pixels.to(torch.uint8))
+    pixels = pad_to_even(to_uint8(frames.detach().to("cpu", torch.float32)))
+    planes = rgb_to_yuv420p(pixels)
     encode = encode_in_fresh_process if isolated else encode_yuv420p
     try:
         data, bitstream_bytes = encode(planes, codec, options, fps, container)

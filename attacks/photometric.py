@@ -34,6 +34,7 @@ from attacks import draw_uniform, parse_float_or_range
 from attacks.batched import BatchedAttack, fixed_strength
 from attacks.codecs import parse_int
 from bench.api import AttackParams, BenchError
+from bench.video import from_uint8, to_uint8
 
 #: torchvision's ``rgb_to_grayscale`` weights of R, G, B
 GRAY = (0.2989, 0.587, 0.114)
@@ -263,7 +264,7 @@ def jpeg_roundtrip(clip: torch.Tensor, quality: int) -> tuple[torch.Tensor, int]
     float32 on 8-bit levels, same device; the JPEG files' total size in bytes)."""
     from PIL import Image
 
-    pixels = (clip.detach().to("cpu", torch.float32).clamp(0, 1) * 255).round().to(torch.uint8)
+    pixels = to_uint8(clip.detach().to("cpu", torch.float32))
     decoded, total = [], 0
     for frame in pixels.permute(0, 2, 3, 1).numpy():
         buffer = io.BytesIO()
@@ -273,7 +274,7 @@ def jpeg_roundtrip(clip: torch.Tensor, quality: int) -> tuple[torch.Tensor, int]
         buffer.seek(0)
         with Image.open(buffer) as image:
             decoded.append(np.asarray(image.convert("RGB")))
-    out = torch.from_numpy(np.stack(decoded)).permute(0, 3, 1, 2).to(torch.float32) / 255
+    out = from_uint8(torch.from_numpy(np.stack(decoded)).permute(0, 3, 1, 2))
     return out.to(clip.device), total
 
 

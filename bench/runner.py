@@ -53,6 +53,8 @@ from bench.results import (
 from bench.seeding import derive_seed
 from bench.sources.logos import evaluation_logo
 from bench.store import Cache, default_cache_dir, make_key, tensor_digest
+from bench.video import from_uint8 as _from_8bit
+from bench.video import to_uint8 as _to_8bit
 
 #: bump when the way rows are computed changes (invalidates cached rows)
 RUNNER_VERSION = "2"  # 2: embedded patch positions kept with the watermarked video
@@ -236,14 +238,6 @@ def _embed_info_valid(info: dict) -> bool:
     return (isinstance(info["metrics"], dict) and isinstance(info["reasons"], dict)
             and isinstance(info["embed_s"], (int, float))
             and (info["positions"] is None or isinstance(info["positions"], list)))
-
-
-def _to_8bit(x: torch.Tensor) -> torch.Tensor:
-    return (x.clamp(0, 1) * 255).round().to(torch.uint8)
-
-
-def _from_8bit(x: torch.Tensor) -> torch.Tensor:
-    return x.to(torch.float32) / 255
 
 
 def as_8bit(clip: Clip) -> Clip:
