@@ -19,7 +19,7 @@ from typing import Union
 import torch
 import torch.nn.functional as F
 
-from attacks import draw_uniform, parse_float_or_range
+from attacks import draw_uniform, parse_float_or_range, uniform
 from attacks.batched import BatchedAttack, fixed_strength, positive_float_or_range
 from bench.api import AttackParams, BenchError
 
@@ -193,8 +193,7 @@ class Perspective(BatchedAttack):
         jitters = draw_uniform(self.params.jitter, len(frames), generator)
         out, infos = [], []
         for clip, jitter in zip(frames, jitters, strict=True):
-            u = torch.rand(4, 2, generator=generator, device=generator.device,
-                           dtype=torch.float64).cpu()
+            u = uniform((4, 2), generator)
             corners = frame + (2 * u - 1) * jitter * torch.tensor([width, height],
                                                                   dtype=torch.float64)
             out.append(warp_perspective(clip, corners))

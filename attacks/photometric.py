@@ -30,9 +30,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from attacks import draw_uniform, parse_float_or_range
+from attacks import draw_uniform, parse_float_or_range, parse_int
 from attacks.batched import BatchedAttack, fixed_strength
-from attacks.codecs import parse_int
 from bench.api import AttackParams, BenchError
 from bench.video import from_uint8, to_uint8
 

@@ -3,7 +3,7 @@ change, temporal crop. Every output has exactly the input's T frames.
 
 All but averaging pick source frames: output frame ``t`` is input frame ``index[t]``, an index
 drawn per clip (per row) from the row's generator where the attack is random (the draws are
-in ``last_info["index"]``). Averaging is a moving mean over time. All are exact and
+in ``info()["index"]``). Averaging is a moving mean over time. All are exact and
 differentiable (indexing and means); their training forms are the evaluation forms. A
 parameter given as a range ``(lo, hi)`` is drawn U(lo, hi) once per clip from the generator.
 """
@@ -17,9 +17,8 @@ from typing import Union
 
 import torch
 
-from attacks import draw_uniform, parse_float_or_range
+from attacks import draw_uniform, parse_float_or_range, parse_int, uniform
 from attacks.batched import BatchedAttack, fixed_strength, positive_float_or_range
-from attacks.codecs import parse_int
 from bench.api import AttackParams, BenchError
 
 
@@ -90,7 +89,7 @@ class FrameSwap(BatchedAttack):
     class Params(AttackParams):
         """``pairs``: how many pairs (t, t + 1) to swap. The starts t are taken in a random
         order, skipping any that overlaps a pair already taken, until ``pairs`` are taken
-        or none is left (so a short clip may get fewer; ``last_info["pairs"]``)."""
+        or none is left (so a short clip may get fewer; ``info()["pairs"]``)."""
 
         pairs: int = 2
 
@@ -246,8 +245,7 @@ class TemporalCrop(BatchedAttack):
     def apply(self, frames, generator):
         time = frames.shape[1]
         fractions = draw_uniform(self.params.fraction, len(frames), generator)
-        u = torch.rand(len(frames), generator=generator, device=generator.device,
-                       dtype=torch.float64).cpu()
+        u = uniform((len(frames),), generator)
         indices, infos = [], []
         for i, fraction in enumerate(fractions):
             kept = min(time, max(1, round(fraction * time)))

@@ -350,7 +350,7 @@ class Runner:
         values = {**embedded["metrics"], **{k: v.value for k, v in w.items()}}
         reasons = {**embedded["reasons"], **{k: v.reason for k, v in w.items() if not v.available}}
         row.update(values)
-        size = (getattr(attack, "last_info", None) or {}).get("bytes")
+        size = attack.info().get("bytes")
         row.update(embed_s=embedded["embed_s"], extract_s=extract_s, attack_bytes=size,
                    attack_bpp=bits_per_pixel(size, attacked.shape))
         missing = [k for k, v in reasons.items() if metrics.NOT_APPLICABLE_REASONS.get(k) != v]
