@@ -49,15 +49,19 @@ from bench.video import check_video as _check_video
 # ------------------------------------------------------------------- parameter kinds
 
 
-def float_or_range(default: float | tuple, lo: float, hi: float, label: str = "") -> Any:
+def float_or_range(default: float | tuple, lo: float, hi: float, label: str = "",
+                   positive: bool = False) -> Any:
     """A ``Params`` field holding a number in [lo, hi] or a range ``(low, high)`` inside it
-    (drawn U(low, high) per row); see ``parse_float_or_range``."""
-    return param(default, lambda value, name: parse_float_or_range(value, name, lo, hi), label)
+    (drawn U(low, high) per row), above 0 when ``positive``; see ``parse_float_or_range``."""
+    parse = parse_positive_float_or_range if positive else parse_float_or_range
+    return param(default, lambda value, name: parse(value, name, lo, hi), label)
 
 
-def integer(default: int, lo: int, hi: int, label: str = "") -> Any:
-    """A ``Params`` field holding an integer in [lo, hi]; see ``parse_int``."""
-    return param(default, lambda value, name: parse_int(value, name, lo, hi), label)
+def integer(default: int, lo: int, hi: int, label: str = "", odd: bool = False) -> Any:
+    """A ``Params`` field holding an integer in [lo, hi], odd when ``odd``; see
+    ``parse_int``."""
+    parse = parse_odd_int if odd else parse_int
+    return param(default, lambda value, name: parse(value, name, lo, hi), label)
 
 
 def choice(default: str, options: Sequence[str], label: str = "") -> Any:
@@ -84,6 +88,15 @@ def parse_float_or_range(value: Any, name: str, lo: float, hi: float) -> float |
     return number
 
 
+def parse_positive_float_or_range(value: Any, name: str, lo: float, hi: float
+                                  ) -> float | tuple:
+    """``parse_float_or_range`` on [lo, hi] with every value above 0 (lo is usually 0)."""
+    parsed = parse_float_or_range(value, name, lo, hi)
+    if (parsed[0] if isinstance(parsed, tuple) else parsed) <= 0:
+        raise BenchError(f"{name} must be above 0, got {value!r}")
+    return parsed
+
+
 def _as_float(value: Any, name: str) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise BenchError(f"{name} must be a number, got {value!r}")
@@ -100,6 +113,14 @@ def parse_int(value: Any, name: str, lo: int, hi: int) -> int:
         number = int(number)
     if isinstance(number, bool) or not isinstance(number, int) or not lo <= number <= hi:
         raise BenchError(f"{name} must be an integer in [{lo}, {hi}], got {value!r}")
+    return number
+
+
+def parse_odd_int(value: Any, name: str, lo: int, hi: int) -> int:
+    """``parse_int``, then odd; else ``BenchError``."""
+    number = parse_int(value, name, lo, hi)
+    if number % 2 == 0:
+        raise BenchError(f"{name} must be odd, got {value!r}")
     return number
 
 

@@ -18,7 +18,7 @@ from typing import ClassVar, Optional
 
 import torch
 
-from attacks import check_video, parse_float_or_range, straight_through
+from attacks import check_video, straight_through
 from bench.api import Attack, BenchError
 
 
@@ -58,15 +58,6 @@ class BatchedAttack(Attack):
             return straight_through(frames, out.to(frames.dtype))
         out, _ = self.apply(frames, generator)
         return out
-
-
-def positive_float_or_range(value, name: str, hi: float):
-    """``parse_float_or_range`` on (0, hi]: a float or a ``(lo, hi)`` tuple, all above 0."""
-    parsed = parse_float_or_range(value, name, 0.0, hi)
-    low = parsed[0] if isinstance(parsed, tuple) else parsed
-    if low <= 0:
-        raise BenchError(f"{name} must be above 0, got {value!r}")
-    return parsed
 
 
 def fixed_strength(value) -> float:
