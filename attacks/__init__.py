@@ -30,15 +30,43 @@ straight-through (forward the attack, backward the identity: the codecs, jpeg, m
 attack without an honest one raises ``BenchError`` there (``attacks.batched``). A parameter
 given as a tuple ``(lo, hi)`` is drawn U(lo, hi) per row from the row's generator.
 
-This module imports nothing heavy; the helpers below are shared by the attack modules.
+This module imports nothing heavy; the helpers below are shared by the attack modules:
+parameter kinds for ``Params`` fields (``float_or_range``, ``integer``, ``choice``: each
+declares a parameter's default and range once, see ``bench.api.param``), their parsers, the
+draws from a row's generator (``uniform``, ``normal``, ``draw_uniform``) and input checks.
 """
 
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, Sequence
 
-from bench.api import BenchError
+import torch
+
+from bench.api import BenchError, param
+from bench.video import check_video as _check_video
+
+# ------------------------------------------------------------------- parameter kinds
+
+
+def float_or_range(default: float | tuple, lo: float, hi: float, label: str = "",
+                   positive: bool = False) -> Any:
+    """A ``Params`` field holding a number in [lo, hi] or a range ``(low, high)`` inside it
+    (drawn U(low, high) per row), above 0 when ``positive``; see ``parse_float_or_range``."""
+    parse = parse_positive_float_or_range if positive else parse_float_or_range
+    return param(default, lambda value, name: parse(value, name, lo, hi), label)
+
+
+def integer(default: int, lo: int, hi: int, label: str = "", odd: bool = False) -> Any:
+    """A ``Params`` field holding an integer in [lo, hi], odd when ``odd``; see
+    ``parse_int``."""
+    parse = parse_odd_int if odd else parse_int
+    return param(default, lambda value, name: parse(value, name, lo, hi), label)
+
+
+def choice(default: str, options: Sequence[str], label: str = "") -> Any:
+    """A ``Params`` field holding one of ``options`` (strings)."""
+    return param(default, lambda value, name: parse_choice(value, name, options), label)
 
 
 def parse_float_or_range(value: Any, name: str, lo: float, hi: float) -> float | tuple:
@@ -60,6 +88,15 @@ def parse_float_or_range(value: Any, name: str, lo: float, hi: float) -> float |
     return number
 
 
+def parse_positive_float_or_range(value: Any, name: str, lo: float, hi: float
+                                  ) -> float | tuple:
+    """``parse_float_or_range`` on [lo, hi] with every value above 0 (lo is usually 0)."""
+    parsed = parse_float_or_range(value, name, lo, hi)
+    if (parsed[0] if isinstance(parsed, tuple) else parsed) <= 0:
+        raise BenchError(f"{name} must be above 0, got {value!r}")
+    return parsed
+
+
 def _as_float(value: Any, name: str) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise BenchError(f"{name} must be a number, got {value!r}")
@@ -69,6 +106,45 @@ def _as_float(value: Any, name: str) -> float:
     return number
 
 
+def parse_int(value: Any, name: str, lo: int, hi: int) -> int:
+    """``value`` as an int in [lo, hi] (a whole float is accepted); else ``BenchError``."""
+    number = value
+    if isinstance(number, float) and number.is_integer():
+        number = int(number)
+    if isinstance(number, bool) or not isinstance(number, int) or not lo <= number <= hi:
+        raise BenchError(f"{name} must be an integer in [{lo}, {hi}], got {value!r}")
+    return number
+
+
+def parse_odd_int(value: Any, name: str, lo: int, hi: int) -> int:
+    """``parse_int``, then odd; else ``BenchError``."""
+    number = parse_int(value, name, lo, hi)
+    if number % 2 == 0:
+        raise BenchError(f"{name} must be odd, got {value!r}")
+    return number
+
+
+def parse_choice(value: Any, name: str, options: Sequence[str]) -> str:
+    """``value`` if it is one of ``options``; else ``BenchError`` listing them."""
+    if value not in options:
+        raise BenchError(f"{name} must be one of {', '.join(options)}, got {value!r}")
+    return value
+
+
+# ------------------------------------------------------------------- draws from a row's generator
+
+
+def uniform(shape: tuple[int, ...], generator: torch.Generator) -> torch.Tensor:
+    """float64 (shape) U(0, 1) drawn on the generator's device, returned on the CPU."""
+    return torch.rand(shape, generator=generator, device=generator.device,
+                      dtype=torch.float64).cpu()
+
+
+def normal(shape: tuple[int, ...], generator: torch.Generator) -> torch.Tensor:
+    """float32 (shape) N(0, 1) drawn and left on the generator's device."""
+    return torch.randn(shape, generator=generator, device=generator.device, dtype=torch.float32)
+
+
 def draw_uniform(value: float | tuple, count: int, generator) -> list[float]:
     """``count`` values: ``value`` repeated if fixed, else drawn U(lo, hi) from ``generator``.
 
@@ -76,30 +152,19 @@ def draw_uniform(value: float | tuple, count: int, generator) -> list[float]:
     """
     if not isinstance(value, tuple):
         return [float(value)] * count
-    import torch
-
     low, high = value
-    u = torch.rand(count, generator=generator, device=generator.device, dtype=torch.float64)
-    return [low + (high - low) * float(x) for x in u.cpu()]
+    return [low + (high - low) * float(x) for x in uniform((count,), generator)]
+
+
+# ------------------------------------------------------------------- inputs and gradients
 
 
 def check_video(frames, batched: bool = False) -> None:
-    """Raise ``BenchError`` unless ``frames`` is a float tensor (T, 3, H, W) or (B, T, 3, H, W)."""
-    shape = "(B, T, 3, H, W)" if batched else "(T, 3, H, W)"
-    ndim = 5 if batched else 4
-    if not hasattr(frames, "is_floating_point") or not frames.is_floating_point():
-        raise BenchError(f"attack input must be a float tensor {shape}, got {type(frames)}")
-    if frames.ndim != ndim or frames.shape[-3] != 3:
-        raise BenchError(f"attack input must have shape {shape}, got {tuple(frames.shape)}")
+    """Raise ``BenchError`` unless ``frames`` is a float tensor (T, 3, H, W) or, when
+    ``batched``, (B, T, 3, H, W); the message names the ``attack input``."""
+    _check_video(frames, "attack input", batched)
 
 
 def straight_through(inputs, outputs):
     """Forward ``outputs``, backward the identity onto ``inputs`` (a straight-through estimator)."""
     return outputs.detach() + (inputs - inputs.detach())
-
-
-def check_params(attack, params) -> None:
-    """Raise ``BenchError`` unless ``params`` is an instance of ``attack.Params``."""
-    if not isinstance(params, attack.Params):
-        raise BenchError(f"attack {attack.name!r} needs {attack.Params.__qualname__}, "
-                         f"got {type(params).__name__}")

@@ -1,8 +1,11 @@
-"""The base of the attack suite's geometric, photometric and temporal attacks.
+"""The base of every attack in this package but ``chain``: the scaffold they share.
 
 A ``BatchedAttack`` is defined once, on a batch of clips (``apply``); its evaluation form is
 that function on a batch of one clip, clamped to [0, 1], so the evaluation form and the
 training form draw the same randomness from the same generator (per clip, in clip order).
+The base checks the input (``check_video``), casts it to float32, keeps the first clip's info
+for ``info()`` and gives the training form; ``Attack.__init__`` checks the parameters, which
+the fields of ``Params`` validate themselves (``attacks.float_or_range``, ``integer``, ...).
 ``training`` says what ``train_form()`` gives: ``"exact"`` (``apply`` itself, differentiable),
 ``"straight-through"`` (forward ``apply``, backward the identity) or ``None`` (no training
 form: ``train_form()`` raises ``BenchError``).
@@ -15,8 +18,8 @@ from typing import ClassVar, Optional
 
 import torch
 
-from attacks import check_params, check_video, parse_float_or_range, straight_through
-from bench.api import Attack, AttackParams, BenchError
+from attacks import check_video, straight_through
+from bench.api import Attack, BenchError
 
 
 class BatchedAttack(Attack):
@@ -27,11 +30,6 @@ class BatchedAttack(Attack):
     #: why there is no training form (when ``training`` is None)
     no_training_reason: ClassVar[str] = ""
 
-    def __init__(self, params: Optional[AttackParams] = None):
-        super().__init__(params)
-        check_params(self, self.params)
-        self.last_info: dict = {}
-
     def apply(self, frames: torch.Tensor,
               generator: torch.Generator) -> tuple[torch.Tensor, list[dict]]:
         """frames (B, T, 3, H, W) -> (attacked (B, T, 3, H, W), one info dict per clip)."""
@@ -41,7 +39,7 @@ class BatchedAttack(Attack):
         """frames (T, 3, H, W) in [0, 1] -> attacked frames (T, 3, H, W) float32 in [0, 1]."""
         check_video(frames)
         out, infos = self.apply(frames.to(torch.float32)[None], generator)
-        self.last_info = infos[0]
+        self._info = infos[0]
         return out[0].clamp(0.0, 1.0)
 
     def train_form(self):
@@ -60,15 +58,6 @@ class BatchedAttack(Attack):
             return straight_through(frames, out.to(frames.dtype))
         out, _ = self.apply(frames, generator)
         return out
-
-
-def positive_float_or_range(value, name: str, hi: float):
-    """``parse_float_or_range`` on (0, hi]: a float or a ``(lo, hi)`` tuple, all above 0."""
-    parsed = parse_float_or_range(value, name, 0.0, hi)
-    low = parsed[0] if isinstance(parsed, tuple) else parsed
-    if low <= 0:
-        raise BenchError(f"{name} must be above 0, got {value!r}")
-    return parsed
 
 
 def fixed_strength(value) -> float:

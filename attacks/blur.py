@@ -15,8 +15,8 @@ from typing import Optional
 import torch
 import torch.nn.functional as F
 
-from attacks import check_params, check_video
-from bench.api import Attack, AttackParams, BenchError
+from attacks.batched import BatchedAttack
+from bench.api import AttackParams, BenchError, param
 
 
 def opencv_sigma(kernel: int) -> float:
@@ -46,7 +46,27 @@ def gaussian_blur(images: torch.Tensor, kernel: int, sigma: float) -> torch.Tens
     return flat.reshape(images.shape)
 
 
-class Blur(Attack):
+def parse_kernel(value, name: str) -> int:
+    """An odd positive kernel size in pixels (a whole float is accepted); else BenchError."""
+    kernel = value
+    if isinstance(kernel, float) and kernel.is_integer():
+        kernel = int(kernel)
+    if isinstance(kernel, bool) or not isinstance(kernel, int) or kernel < 1 or kernel % 2 == 0:
+        raise BenchError(f"{name} must be an odd positive integer, got {kernel!r}")
+    return kernel
+
+
+def parse_sigma(value, name: str) -> Optional[float]:
+    """None, or a positive finite std in pixels as a float; else BenchError."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) \
+            or not math.isfinite(value) or value <= 0:
+        raise BenchError(f"{name} must be a positive number, got {value!r}")
+    return float(value)
+
+
+class Blur(BatchedAttack):
     """Gaussian blur of every frame (separable convolution, reflected borders)."""
 
     name = "blur"
@@ -58,23 +78,8 @@ class Blur(Attack):
     class Params(AttackParams):
         """``kernel``: odd size in pixels; ``sigma``: std in pixels (None: OpenCV's rule)."""
 
-        kernel: int = 5
-        sigma: Optional[float] = None
-
-        def __post_init__(self):
-            kernel = self.kernel
-            if isinstance(kernel, float) and kernel.is_integer():
-                kernel = int(kernel)
-            if isinstance(kernel, bool) or not isinstance(kernel, int) or kernel < 1 \
-                    or kernel % 2 == 0:
-                raise BenchError(f"blur kernel must be an odd positive integer, got {kernel!r}")
-            object.__setattr__(self, "kernel", kernel)
-            if self.sigma is not None:
-                sigma = self.sigma
-                if isinstance(sigma, bool) or not isinstance(sigma, (int, float)) \
-                        or not math.isfinite(sigma) or sigma <= 0:
-                    raise BenchError(f"blur sigma must be a positive number, got {sigma!r}")
-                object.__setattr__(self, "sigma", float(sigma))
+        kernel: int = param(5, parse_kernel, "blur kernel")
+        sigma: Optional[float] = param(None, parse_sigma, "blur sigma")
 
         def canonical_args(self) -> str:
             """``kernel=5``; ``sigma`` appears only when given explicitly."""
@@ -85,11 +90,6 @@ class Blur(Attack):
         def effective_sigma(self) -> float:
             return self.sigma if self.sigma is not None else opencv_sigma(self.kernel)
 
-    def __init__(self, params: Optional[AttackParams] = None):
-        super().__init__(params)
-        check_params(self, self.params)
-        self.last_info: dict = {}
-
     @classmethod
     def grid(cls) -> list[AttackParams]:
         return [cls.default_params()] + [cls.Params(kernel=k) for k in (3, 7)]
@@ -97,17 +97,7 @@ class Blur(Attack):
     def strength(self) -> float:
         return float(self.params.kernel)
 
-    def __call__(self, frames: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-        """frames (T, 3, H, W) in [0, 1] -> blurred frames (T, 3, H, W) float32 in [0, 1]."""
-        check_video(frames)
-        out = gaussian_blur(frames.to(torch.float32), self.params.kernel,
-                            self.params.effective_sigma)
-        return out.clamp(0.0, 1.0)
-
-    def train_form(self):
-        """``(frames (B, T, 3, H, W), generator) -> frames``: the same convolution."""
-        return self._apply_batch
-
-    def _apply_batch(self, frames: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-        check_video(frames, batched=True)
-        return gaussian_blur(frames, self.params.kernel, self.params.effective_sigma)
+    def apply(self, frames, generator):
+        """Deterministic: the same convolution in both forms, no randomness drawn."""
+        out = gaussian_blur(frames, self.params.kernel, self.params.effective_sigma)
+        return out, [{} for _ in frames]

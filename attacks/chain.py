@@ -9,7 +9,7 @@ version of a part recomputes the chains it is in. A chain inside a chain is flat
 
 Randomness: the parts are applied in order with the row's one generator, each drawing what
 it draws alone (a fixed, deterministic part draws nothing), so a part's draws follow those
-of the parts before it. ``last_info`` merges the parts' (a later part's key wins, e.g. the
+of the parts before it. ``info()`` merges the parts' (a later part's key wins, e.g. the
 ``bytes`` of the last codec part) and lists each under ``parts``. ``strength`` is NaN: a
 chain has no single strength axis, so robustness curves leave it out. ``train_form``
 composes the parts' training forms; a part without one makes it raise BenchError.
@@ -22,7 +22,7 @@ from typing import Optional
 
 import torch
 
-from attacks import check_params, check_video
+from attacks import check_video
 from bench.api import Attack, AttackParams, BenchError
 
 
@@ -65,10 +65,8 @@ class Chain(Attack):
 
     def __init__(self, params: Optional[AttackParams] = None):
         super().__init__(params)
-        check_params(self, self.params)
         self.parts: tuple = self.params.parts
         self.version = f"{Chain.version}({','.join(part.version for part in self.parts)})"
-        self.last_info: dict = {}
 
     @classmethod
     def of(cls, *parts: Attack) -> "Chain":
@@ -92,10 +90,10 @@ class Chain(Attack):
         infos = []
         for part in self.parts:
             frames = part(frames, generator)
-            info = dict(getattr(part, "last_info", None) or {})
+            info = part.info()
             infos.append(info)
             merged.update(info)
-        self.last_info = {**merged, "parts": infos}
+        self._info = {**merged, "parts": infos}
         return frames
 
     def train_form(self):

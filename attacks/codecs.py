@@ -6,7 +6,7 @@ converted to Y'CbCr here (BT.601, limited range, 2x2 mean chroma; not by swscale
 paths are not ours to pin), encoded into a container in ``io.BytesIO`` at the clip's frame
 rate with the encoder's AVOptions and one thread, decoded back with FFmpeg's default decoder,
 converted to 8-bit RGB (bilinear chroma upsampling) and cropped. After each call an attack's
-``last_info`` holds ``bytes`` (the bitstream: the sum of the packet sizes) and
+``info()`` holds ``bytes`` (the bitstream: the sum of the packet sizes) and
 ``container_bytes`` (the whole file). The training form of every codec is straight-through:
 forward the real codec per clip, backward the identity.
 
@@ -39,15 +39,17 @@ from __future__ import annotations
 import io
 import os
 from dataclasses import dataclass
-from typing import Any, ClassVar, Optional
+from typing import ClassVar, Optional
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from attacks import check_params, check_video, straight_through
+from attacks import choice, integer, parse_int
 from attacks.avencode import encode_in_fresh_process, encode_yuv420p
-from bench.api import Attack, AttackParams, BenchError
+from attacks.batched import BatchedAttack
+from bench.api import AttackParams, BenchError
+from bench.video import pad_to_even, quantise, to_uint8
 
 #: BT.601 luma weights of R, G, B
 KR, KG, KB = 0.299, 0.587, 0.114
@@ -93,7 +95,7 @@ def yuv420p_to_rgb(planes: np.ndarray) -> torch.Tensor:
     chroma = flat[:, height * width:].reshape(time, 2, height // 2, width // 2)
     chroma = F.interpolate(chroma, size=(height, width), mode="bilinear", align_corners=False)
     rgb = ycbcr_to_rgb(torch.cat([luma, chroma], dim=1))
-    return ((rgb.clamp(0, 1) * 255).round() / 255).to(torch.float32)
+    return quantise(rgb).to(torch.float32)
 
 
 def codec_roundtrip(frames: torch.Tensor, codec: str, options: dict[str, str],
@@ -109,9 +111,8 @@ def codec_roundtrip(frames: torch.Tensor, codec: str, options: dict[str, str],
     import av  # imported here: the codec library is needed only when a codec attack runs
 
     time, _, height, width = frames.shape
-    pixels = (frames.detach().to("cpu", torch.float32).clamp(0.0, 1.0) * 255.0).round()
-    pixels = F.pad(pixels, (0, width % 2, 0, height % 2), mode="replicate")
-    planes = rgb_to_yuv420p(pixels.to(torch.uint8))
+    pixels = pad_to_even(to_uint8(frames.detach().to("cpu", torch.float32)))
+    planes = rgb_to_yuv420p(pixels)
     encode = encode_in_fresh_process if isolated else encode_yuv420p
     try:
         data, bitstream_bytes = encode(planes, codec, options, fps, container)
@@ -130,25 +131,16 @@ def codec_roundtrip(frames: torch.Tensor, codec: str, options: dict[str, str],
     return result.to(frames.device), {"bytes": bitstream_bytes, "container_bytes": len(data)}
 
 
-def parse_int(value: Any, name: str, lo: int, hi: int) -> int:
-    """``value`` as an int in [lo, hi] (a whole float is accepted); else ``BenchError``."""
-    number = value
-    if isinstance(number, float) and number.is_integer():
-        number = int(number)
-    if isinstance(number, bool) or not isinstance(number, int) or not lo <= number <= hi:
-        raise BenchError(f"{name} must be an integer in [{lo}, {hi}], got {value!r}")
-    return number
-
-
-class CodecAttack(Attack):
-    """A real encode / decode round trip (``codec_roundtrip``) of one encoder.
+class CodecAttack(BatchedAttack):
+    """A real encode / decode round trip (``codec_roundtrip``) of one encoder, clip by clip.
 
     Subclasses set ``codec``, ``container``, ``min_side`` and ``options()``; ``strength()``
-    is the quality parameter (higher: smaller and worse). After each call ``last_info`` holds
+    is the quality parameter (higher: smaller and worse). After each call ``info()`` holds
     ``bytes`` (the bitstream) and ``container_bytes`` (the whole file).
     """
 
     family = "codec"
+    training = "straight-through"
     #: the FFmpeg encoder and the container it is written to
     codec: ClassVar[str]
     container: ClassVar[str] = "mp4"
@@ -159,12 +151,10 @@ class CodecAttack(Attack):
 
     def __init__(self, params: Optional[AttackParams] = None, fps: float = 8.0):
         super().__init__(params)
-        check_params(self, self.params)
         if not fps > 0:
             raise BenchError(f"{self.name} fps must be positive, got {fps!r}")
         #: frame rate the clips are encoded at (the profiles' 8 fps)
         self.fps = float(fps)
-        self.last_info: dict = {}
 
     def options(self) -> dict[str, str]:
         """The encoder's AVOptions for ``self.params``."""
@@ -179,26 +169,14 @@ class CodecAttack(Attack):
         return codec_roundtrip(frames, self.codec, self.options(), self.fps, self.container,
                                self.isolated)
 
-    def __call__(self, frames: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-        """frames (T, 3, H, W) in [0, 1] -> decoded frames (T, 3, H, W) float32 in [0, 1]."""
-        check_video(frames)
-        out, self.last_info = self.roundtrip(frames)
-        return out
-
-    def train_form(self):
-        """``(frames (B, T, 3, H, W), generator) -> frames``: straight-through estimator,
-        forward the real codec per clip, backward the identity."""
-        return self._apply_batch
-
-    def _apply_batch(self, frames: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-        check_video(frames, batched=True)
-        decoded, sizes = [], []
+    def apply(self, frames, generator):
+        """Deterministic: one real round trip per clip, no randomness drawn."""
+        decoded, infos = [], []
         for clip in frames:
             out, info = self.roundtrip(clip)
             decoded.append(out)
-            sizes.append(info["bytes"])
-        self.last_info = {"bytes": sum(sizes), "bytes_per_clip": sizes}
-        return straight_through(frames, torch.stack(decoded).to(frames.dtype))
+            infos.append(info)
+        return torch.stack(decoded), infos
 
 
 #: x264 / x265 preset names, fastest first
@@ -220,14 +198,8 @@ class H265(CodecAttack):
     class Params(AttackParams):
         """``crf``: x265 constant rate factor, 0-51 (higher: smaller, worse); ``preset``."""
 
-        crf: int = 28
-        preset: str = "medium"
-
-        def __post_init__(self):
-            object.__setattr__(self, "crf", parse_int(self.crf, "h265 crf", 0, 51))
-            if self.preset not in PRESETS:
-                raise BenchError(f"h265 preset must be one of {', '.join(PRESETS)}, "
-                                 f"got {self.preset!r}")
+        crf: int = integer(28, 0, 51, "h265 crf")
+        preset: str = choice("medium", PRESETS, "h265 preset")
 
     @classmethod
     def grid(cls) -> list[AttackParams]:
@@ -259,12 +231,8 @@ class VP9(CodecAttack):
         """``crf``: libvpx constant quality level, 0-63 (higher: smaller, worse);
         ``cpu_used``: libvpx speed at the ``good`` deadline, 0-5 (higher: faster)."""
 
-        crf: int = 32
-        cpu_used: int = 2
-
-        def __post_init__(self):
-            object.__setattr__(self, "crf", parse_int(self.crf, "vp9 crf", 0, 63))
-            object.__setattr__(self, "cpu_used", parse_int(self.cpu_used, "vp9 cpu_used", 0, 5))
+        crf: int = integer(32, 0, 63, "vp9 crf")
+        cpu_used: int = integer(2, 0, 5, "vp9 cpu_used")
 
     @classmethod
     def grid(cls) -> list[AttackParams]:
@@ -349,10 +317,7 @@ class MPEG4(CodecAttack):
     class Params(AttackParams):
         """``qscale``: the quantiser of every frame, 1-31 (higher: smaller, worse)."""
 
-        qscale: int = 5
-
-        def __post_init__(self):
-            object.__setattr__(self, "qscale", parse_int(self.qscale, "mpeg4 qscale", 1, 31))
+        qscale: int = integer(5, 1, 31, "mpeg4 qscale")
 
     @classmethod
     def grid(cls) -> list[AttackParams]:

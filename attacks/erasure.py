@@ -10,19 +10,21 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Optional, Union
+from typing import Union
 
 import torch
 
-from attacks import check_params, check_video, parse_float_or_range
-from bench.api import Attack, AttackParams
+from attacks import float_or_range, uniform
+from attacks.batched import BatchedAttack, fixed_strength
+from bench.api import AttackParams
 
 #: bounds of the rectangle's aspect ratio (height / width)
 ASPECT_RANGE = (0.5, 2.0)
 
 
-class Erasure(Attack):
-    """Blacks out one random rectangle per clip (mask multiply)."""
+class Erasure(BatchedAttack):
+    """Blacks out one random rectangle per clip (mask multiply); its info: ``area`` (the
+    erased share of the frame) and ``box`` (top, left, h, w in pixels)."""
 
     name = "erasure"
     version = "1"
@@ -33,48 +35,27 @@ class Erasure(Attack):
     class Params(AttackParams):
         """``area``: fraction of the frame in [0, 1], or a range (lo, hi) drawn per row."""
 
-        area: Union[float, tuple] = (0.05, 0.2)
-
-        def __post_init__(self):
-            object.__setattr__(self, "area", parse_float_or_range(self.area, "area", 0.0, 1.0))
-
-    def __init__(self, params: Optional[AttackParams] = None):
-        super().__init__(params)
-        check_params(self, self.params)
-        self.last_info: dict = {}
+        area: Union[float, tuple] = float_or_range((0.05, 0.2), 0.0, 1.0)
 
     @classmethod
     def grid(cls) -> list[AttackParams]:
         return [cls.default_params()] + [cls.Params(area=a) for a in (0.05, 0.1, 0.2, 0.3)]
 
     def strength(self) -> float:
-        area = self.params.area
-        return math.nan if isinstance(area, tuple) else float(area)
+        return fixed_strength(self.params.area)
 
-    def __call__(self, frames: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-        """frames (T, 3, H, W) in [0, 1] -> frames with one rectangle set to 0, float32."""
-        check_video(frames)
-        mask, boxes = self._masks(1, frames.shape[-2], frames.shape[-1], generator)
-        _, _, box_h, box_w = boxes[0]
-        self.last_info = {"area": box_h * box_w / (frames.shape[-2] * frames.shape[-1]),
-                          "box": boxes[0]}
-        return frames.to(torch.float32) * mask[0].to(frames.device)
-
-    def train_form(self):
-        """``(frames (B, T, 3, H, W), generator) -> frames``: a random mask multiply per clip."""
-        return self._apply_batch
-
-    def _apply_batch(self, frames: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-        check_video(frames, batched=True)
-        mask, _ = self._masks(frames.shape[0], frames.shape[-2], frames.shape[-1], generator)
-        return frames * mask.to(device=frames.device, dtype=frames.dtype)[:, None]
+    def apply(self, frames, generator):
+        height, width = frames.shape[-2:]
+        mask, boxes = self._masks(frames.shape[0], height, width, generator)
+        out = frames * mask.to(device=frames.device, dtype=frames.dtype)[:, None]
+        return out, [{"area": box_h * box_w / (height * width), "box": (top, left, box_h, box_w)}
+                     for top, left, box_h, box_w in boxes]
 
     def _masks(self, count: int, height: int, width: int,
                generator: torch.Generator) -> tuple[torch.Tensor, list[tuple]]:
         """(count, 1, H, W) float32 masks (0 inside the rectangle) and the boxes
         ``(top, left, h, w)`` in pixels."""
-        u = torch.rand(count, 4, generator=generator, device=generator.device,
-                       dtype=torch.float64).cpu()
+        u = uniform((count, 4), generator)
         masks = torch.ones(count, 1, height, width, dtype=torch.float32)
         boxes = []
         for i in range(count):

@@ -19,8 +19,8 @@ from typing import Union
 import torch
 import torch.nn.functional as F
 
-from attacks import draw_uniform, parse_float_or_range
-from attacks.batched import BatchedAttack, fixed_strength, positive_float_or_range
+from attacks import draw_uniform, float_or_range, parse_float_or_range, uniform
+from attacks.batched import BatchedAttack, fixed_strength
 from bench.api import AttackParams, BenchError
 
 
@@ -51,11 +51,8 @@ class Crop(BatchedAttack):
     class Params(AttackParams):
         """``fraction``: kept share of each side in (0, 1], or a range drawn per row."""
 
-        fraction: Union[float, tuple] = 0.8
-
-        def __post_init__(self):
-            object.__setattr__(self, "fraction",
-                               positive_float_or_range(self.fraction, "crop fraction", 1.0))
+        fraction: Union[float, tuple] = float_or_range(0.8, 0.0, 1.0, "crop fraction",
+                                                       positive=True)
 
     @classmethod
     def grid(cls) -> list[AttackParams]:
@@ -87,11 +84,7 @@ class Resize(BatchedAttack):
     class Params(AttackParams):
         """``scale``: the shrunk side over the original side, in (0, 1], or a range."""
 
-        scale: Union[float, tuple] = 0.5
-
-        def __post_init__(self):
-            object.__setattr__(self, "scale",
-                               positive_float_or_range(self.scale, "resize scale", 1.0))
+        scale: Union[float, tuple] = float_or_range(0.5, 0.0, 1.0, "resize scale", positive=True)
 
     @classmethod
     def grid(cls) -> list[AttackParams]:
@@ -173,11 +166,7 @@ class Perspective(BatchedAttack):
         range drawn per row; each corner's x and y moves are drawn U(-jitter, jitter) per row
         (times W and H)."""
 
-        jitter: Union[float, tuple] = 0.1
-
-        def __post_init__(self):
-            object.__setattr__(self, "jitter", parse_float_or_range(
-                self.jitter, "perspective jitter", 0.0, 0.5))
+        jitter: Union[float, tuple] = float_or_range(0.1, 0.0, 0.5, "perspective jitter")
 
     @classmethod
     def grid(cls) -> list[AttackParams]:
@@ -193,8 +182,7 @@ class Perspective(BatchedAttack):
         jitters = draw_uniform(self.params.jitter, len(frames), generator)
         out, infos = [], []
         for clip, jitter in zip(frames, jitters, strict=True):
-            u = torch.rand(4, 2, generator=generator, device=generator.device,
-                           dtype=torch.float64).cpu()
+            u = uniform((4, 2), generator)
             corners = frame + (2 * u - 1) * jitter * torch.tensor([width, height],
                                                                   dtype=torch.float64)
             out.append(warp_perspective(clip, corners))

@@ -10,7 +10,7 @@ had been decoded in them (the macroblock-tree rate control; ``no-mbtree`` or ``n
 made it exact); ``no-asm`` keeps every encoder setting and costs ~25 ms per 16x128x128 clip.
 The colour conversion is done here, not by swscale, for the same reason. The round trip is
 the one every codec attack shares (``attacks.codecs.codec_roundtrip``). After each call
-``last_info`` holds ``bytes`` (the H.264 bitstream: sum of the packet sizes) and
+``info()`` holds ``bytes`` (the H.264 bitstream: sum of the packet sizes) and
 ``container_bytes`` (the whole mp4 file).
 """
 
@@ -20,6 +20,7 @@ from dataclasses import dataclass
 
 import torch
 
+from attacks import choice, integer
 from attacks.codecs import (  # noqa: F401 (the colour helpers are imported from here too)
     KB,
     KG,
@@ -32,7 +33,7 @@ from attacks.codecs import (  # noqa: F401 (the colour helpers are imported from
     ycbcr_to_rgb,
     yuv420p_to_rgb,
 )
-from bench.api import AttackParams, BenchError
+from bench.api import AttackParams
 
 
 def x264_options(crf: int, preset: str) -> dict[str, str]:
@@ -65,19 +66,8 @@ class H264(CodecAttack):
     class Params(AttackParams):
         """``crf``: x264 constant rate factor, 0-51 (higher: smaller, worse); ``preset``."""
 
-        crf: int = 24
-        preset: str = "medium"
-
-        def __post_init__(self):
-            crf = self.crf
-            if isinstance(crf, float) and crf.is_integer():
-                crf = int(crf)
-            if isinstance(crf, bool) or not isinstance(crf, int) or not 0 <= crf <= 51:
-                raise BenchError(f"h264 crf must be an integer in [0, 51], got {self.crf!r}")
-            object.__setattr__(self, "crf", crf)
-            if self.preset not in PRESETS:
-                raise BenchError(f"h264 preset must be one of {', '.join(PRESETS)}, "
-                                 f"got {self.preset!r}")
+        crf: int = integer(24, 0, 51, "h264 crf")
+        preset: str = choice("medium", PRESETS, "h264 preset")
 
     @classmethod
     def grid(cls) -> list[AttackParams]:

@@ -39,6 +39,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from bench.api import BenchError, Profile
+from bench.metrics import psnr, psnr_from_mse
+from bench.video import from_uint8, to_uint8
 
 __all__ = ["H264Proxy", "fit_proxy", "load_h264_proxy", "proxy_fidelity", "proxy_path",
            "proxy_h264_train_form"]
@@ -104,10 +106,6 @@ def _profile(profile: str | Profile) -> Profile:
     return load_profile(profile)
 
 
-def _to_uint8(frames: torch.Tensor) -> torch.Tensor:
-    return (frames.clamp(0, 1) * 255).round().to(torch.uint8)
-
-
 def perturbation(shape: tuple, std: float, scale: int, gen: torch.Generator) -> torch.Tensor:
     """Gaussian noise (T, 3, H, W) of standard deviation ``std`` with spatial correlation:
     drawn i.i.d. at (H / scale, W / scale) per frame and channel, bilinearly upsampled and
@@ -149,17 +147,12 @@ def codec_pairs(profile: Profile, indices: list[int], seed: int, crf: int, prese
         if perturb:
             gen = torch.Generator().manual_seed(derive_seed("h264-proxy", seed, clip.id))
             frames = frames + random_perturbation(tuple(frames.shape), gen)
-        frames = _to_uint8(frames)
-        decoded, _ = h264_roundtrip(frames.float() / 255, crf, preset, profile.fps)
+        frames = to_uint8(frames)
+        decoded, _ = h264_roundtrip(from_uint8(frames), crf, preset, profile.fps)
         inputs.append(frames)
-        outputs.append(_to_uint8(decoded))
+        outputs.append(to_uint8(decoded))
         ids.append(clip.id)
     return torch.stack(inputs), torch.stack(outputs), ids
-
-
-def _psnr(a: torch.Tensor, b: torch.Tensor) -> float:
-    mse = float(((a.double() - b.double()) ** 2).mean())
-    return 10 * math.log10(1 / mse) if mse > 0 else math.inf
 
 
 def _cosine(a: torch.Tensor, b: torch.Tensor) -> float:
@@ -191,15 +184,15 @@ def proxy_fidelity(proxy: H264Proxy, inputs: torch.Tensor, targets: torch.Tensor
                "cosine_identity": []} for name in FIDELITY_PROBES}
     with torch.no_grad():
         for x8, y8 in zip(inputs, targets, strict=True):
-            x, y = x8.float() / 255, y8.float() / 255
+            x, y = from_uint8(x8), from_uint8(y8)
             fx = proxy(x[None])[0].clamp(0, 1)
-            proxy_db.append(_psnr(fx, y))
-            identity_db.append(_psnr(x, y))
+            proxy_db.append(psnr(fx, y))
+            identity_db.append(psnr(x, y))
             err_proxy += float(((fx.double() - y.double()) ** 2).sum())
             err_identity += float(((x.double() - y.double()) ** 2).sum())
             for name, scale in FIDELITY_PROBES.items():
-                moved = _to_uint8(x + perturbation(tuple(x.shape), PROBE_STD, scale, gen))
-                moved = moved.float() / 255
+                moved = from_uint8(to_uint8(x + perturbation(tuple(x.shape), PROBE_STD, scale,
+                                                             gen)))
                 delta = (moved - x).double()
                 real_moved, _ = h264_roundtrip(moved, crf, preset, fps)
                 real_delta = (real_moved - y).double()
@@ -310,8 +303,8 @@ def fit_proxy(profile: str | Profile = "default", clips: Optional[int] = None,
             t, h, w = window
             xs.append(train_x[pick][t, :, h, w])
             ys.append(train_y[pick][t, :, h, w])
-        x = torch.stack(xs).float() / 255
-        y = torch.stack(ys).float() / 255
+        x = from_uint8(torch.stack(xs))
+        y = from_uint8(torch.stack(ys))
         loss = torch.mean((proxy(x) - y) ** 2)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
@@ -320,7 +313,7 @@ def fit_proxy(profile: str | Profile = "default", clips: Optional[int] = None,
         value = float(loss.detach())
         smooth = value if smooth is None else 0.95 * smooth + 0.05 * value
         bar.update(1)
-        bar.set_postfix(mse=f"{smooth:.3g}", psnr=f"{10 * math.log10(1 / smooth):.2f}",
+        bar.set_postfix(mse=f"{smooth:.3g}", psnr=f"{psnr_from_mse(smooth):.2f}",
                         refresh=False)
     bar.close()
     fit_seconds = time.perf_counter() - began

@@ -30,10 +30,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from attacks import draw_uniform, parse_float_or_range
+from attacks import draw_uniform, float_or_range, integer
 from attacks.batched import BatchedAttack, fixed_strength
-from attacks.codecs import parse_int
 from bench.api import AttackParams, BenchError
+from bench.video import from_uint8, to_uint8
 
 #: torchvision's ``rgb_to_grayscale`` weights of R, G, B
 GRAY = (0.2989, 0.587, 0.114)
@@ -99,11 +99,7 @@ class Brightness(BatchedAttack):
     class Params(AttackParams):
         """``factor``: >= 0 (1: unchanged, 0: black), or a range drawn per row."""
 
-        factor: Union[float, tuple] = 0.7
-
-        def __post_init__(self):
-            object.__setattr__(self, "factor", parse_float_or_range(
-                self.factor, "brightness factor", 0.0, math.inf))
+        factor: Union[float, tuple] = float_or_range(0.7, 0.0, math.inf, "brightness factor")
 
     @classmethod
     def grid(cls) -> list[AttackParams]:
@@ -131,11 +127,7 @@ class Contrast(BatchedAttack):
     class Params(AttackParams):
         """``factor``: >= 0 (1: unchanged, 0: flat mean grey), or a range drawn per row."""
 
-        factor: Union[float, tuple] = 0.7
-
-        def __post_init__(self):
-            object.__setattr__(self, "factor", parse_float_or_range(
-                self.factor, "contrast factor", 0.0, math.inf))
+        factor: Union[float, tuple] = float_or_range(0.7, 0.0, math.inf, "contrast factor")
 
     @classmethod
     def grid(cls) -> list[AttackParams]:
@@ -165,11 +157,7 @@ class Saturation(BatchedAttack):
     class Params(AttackParams):
         """``factor``: >= 0 (1: unchanged, 0: greyscale), or a range drawn per row."""
 
-        factor: Union[float, tuple] = 0.5
-
-        def __post_init__(self):
-            object.__setattr__(self, "factor", parse_float_or_range(
-                self.factor, "saturation factor", 0.0, math.inf))
+        factor: Union[float, tuple] = float_or_range(0.5, 0.0, math.inf, "saturation factor")
 
     @classmethod
     def grid(cls) -> list[AttackParams]:
@@ -196,11 +184,7 @@ class Hue(BatchedAttack):
     class Params(AttackParams):
         """``shift``: hue offset in turns, [-0.5, 0.5] (0.5: opposite colours), or a range."""
 
-        shift: Union[float, tuple] = 0.1
-
-        def __post_init__(self):
-            object.__setattr__(self, "shift", parse_float_or_range(
-                self.shift, "hue shift", -0.5, 0.5))
+        shift: Union[float, tuple] = float_or_range(0.1, -0.5, 0.5, "hue shift")
 
     @classmethod
     def grid(cls) -> list[AttackParams]:
@@ -232,13 +216,7 @@ class Gamma(BatchedAttack):
     class Params(AttackParams):
         """``gamma``: the exponent, > 0 (1: unchanged), or a range drawn per row."""
 
-        gamma: Union[float, tuple] = 1.5
-
-        def __post_init__(self):
-            gamma = parse_float_or_range(self.gamma, "gamma", 0.0, math.inf)
-            if (gamma[0] if isinstance(gamma, tuple) else gamma) <= 0:
-                raise BenchError(f"gamma must be above 0, got {self.gamma!r}")
-            object.__setattr__(self, "gamma", gamma)
+        gamma: Union[float, tuple] = float_or_range(1.5, 0.0, math.inf, positive=True)
 
     @classmethod
     def grid(cls) -> list[AttackParams]:
@@ -263,7 +241,7 @@ def jpeg_roundtrip(clip: torch.Tensor, quality: int) -> tuple[torch.Tensor, int]
     float32 on 8-bit levels, same device; the JPEG files' total size in bytes)."""
     from PIL import Image
 
-    pixels = (clip.detach().to("cpu", torch.float32).clamp(0, 1) * 255).round().to(torch.uint8)
+    pixels = to_uint8(clip.detach().to("cpu", torch.float32))
     decoded, total = [], 0
     for frame in pixels.permute(0, 2, 3, 1).numpy():
         buffer = io.BytesIO()
@@ -273,7 +251,7 @@ def jpeg_roundtrip(clip: torch.Tensor, quality: int) -> tuple[torch.Tensor, int]
         buffer.seek(0)
         with Image.open(buffer) as image:
             decoded.append(np.asarray(image.convert("RGB")))
-    out = torch.from_numpy(np.stack(decoded)).permute(0, 3, 1, 2).to(torch.float32) / 255
+    out = from_uint8(torch.from_numpy(np.stack(decoded)).permute(0, 3, 1, 2))
     return out.to(clip.device), total
 
 
@@ -290,10 +268,7 @@ class JPEG(BatchedAttack):
     class Params(AttackParams):
         """``quality``: the JPEG quality, 1-95 (higher: bigger, better)."""
 
-        quality: int = 50
-
-        def __post_init__(self):
-            object.__setattr__(self, "quality", parse_int(self.quality, "jpeg quality", 1, 95))
+        quality: int = integer(50, 1, 95, "jpeg quality")
 
     @classmethod
     def grid(cls) -> list[AttackParams]:
@@ -341,13 +316,7 @@ class Median(BatchedAttack):
     class Params(AttackParams):
         """``kernel``: the odd window side in pixels."""
 
-        kernel: int = 3
-
-        def __post_init__(self):
-            kernel = parse_int(self.kernel, "median kernel", 1, 99)
-            if kernel % 2 == 0:
-                raise BenchError(f"median kernel must be odd, got {self.kernel!r}")
-            object.__setattr__(self, "kernel", kernel)
+        kernel: int = integer(3, 1, 99, "median kernel", odd=True)
 
     @classmethod
     def grid(cls) -> list[AttackParams]:

@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Optional, Union
+from typing import Union
 
 import torch
 import torch.nn.functional as F
 
-from attacks import check_params, check_video, draw_uniform, parse_float_or_range
-from bench.api import Attack, AttackParams
+from attacks import draw_uniform, float_or_range
+from attacks.batched import BatchedAttack, fixed_strength
+from bench.api import AttackParams
 
 
 def rotation_theta(angles_deg: list[float], height: int, width: int) -> torch.Tensor:
@@ -45,8 +46,9 @@ def rotate_clips(frames: torch.Tensor, angles_deg: list[float]) -> torch.Tensor:
     return out.reshape(frames.shape)
 
 
-class Rotation(Attack):
-    """Rotates every frame about the centre (bilinear, black fill, same size)."""
+class Rotation(BatchedAttack):
+    """Rotates every frame about the centre (bilinear, black fill, same size); its info: the
+    ``angle`` used (degrees)."""
 
     name = "rotation"
     version = "1"
@@ -57,36 +59,15 @@ class Rotation(Attack):
     class Params(AttackParams):
         """``angle``: degrees counter-clockwise, or a range (lo, hi) drawn per row."""
 
-        angle: Union[float, tuple] = (-30.0, 30.0)
-
-        def __post_init__(self):
-            object.__setattr__(self, "angle",
-                               parse_float_or_range(self.angle, "angle", -360.0, 360.0))
-
-    def __init__(self, params: Optional[AttackParams] = None):
-        super().__init__(params)
-        check_params(self, self.params)
-        self.last_info: dict = {}
+        angle: Union[float, tuple] = float_or_range((-30.0, 30.0), -360.0, 360.0)
 
     @classmethod
     def grid(cls) -> list[AttackParams]:
         return [cls.default_params()] + [cls.Params(angle=a) for a in (5.0, 10.0, 15.0, 30.0)]
 
     def strength(self) -> float:
-        angle = self.params.angle
-        return math.nan if isinstance(angle, tuple) else abs(float(angle))
+        return abs(fixed_strength(self.params.angle))
 
-    def __call__(self, frames: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-        """frames (T, 3, H, W) in [0, 1] -> rotated frames (T, 3, H, W) float32 in [0, 1]."""
-        check_video(frames)
-        angles = draw_uniform(self.params.angle, 1, generator)
-        self.last_info = {"angle": angles[0]}
-        return rotate_clips(frames.to(torch.float32)[None], angles)[0].clamp(0.0, 1.0)
-
-    def train_form(self):
-        """``(frames (B, T, 3, H, W), generator) -> frames``: the same warp, an angle per clip."""
-        return self._apply_batch
-
-    def _apply_batch(self, frames: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-        check_video(frames, batched=True)
-        return rotate_clips(frames, draw_uniform(self.params.angle, frames.shape[0], generator))
+    def apply(self, frames, generator):
+        angles = draw_uniform(self.params.angle, frames.shape[0], generator)
+        return rotate_clips(frames, angles), [{"angle": a} for a in angles]

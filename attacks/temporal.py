@@ -3,7 +3,7 @@ change, temporal crop. Every output has exactly the input's T frames.
 
 All but averaging pick source frames: output frame ``t`` is input frame ``index[t]``, an index
 drawn per clip (per row) from the row's generator where the attack is random (the draws are
-in ``last_info["index"]``). Averaging is a moving mean over time. All are exact and
+in ``info()["index"]``). Averaging is a moving mean over time. All are exact and
 differentiable (indexing and means); their training forms are the evaluation forms. A
 parameter given as a range ``(lo, hi)`` is drawn U(lo, hi) once per clip from the generator.
 """
@@ -17,9 +17,8 @@ from typing import Union
 
 import torch
 
-from attacks import draw_uniform, parse_float_or_range
-from attacks.batched import BatchedAttack, fixed_strength, positive_float_or_range
-from attacks.codecs import parse_int
+from attacks import draw_uniform, float_or_range, integer, parse_positive_float_or_range, uniform
+from attacks.batched import BatchedAttack, fixed_strength
 from bench.api import AttackParams, BenchError
 
 
@@ -57,11 +56,7 @@ class FrameDrop(BatchedAttack):
         """``rate``: share of the T frames dropped, in [0, 1] (``round(rate * T)``, at most
         T - 1: the first frame is kept), or a range drawn per row."""
 
-        rate: Union[float, tuple] = 0.25
-
-        def __post_init__(self):
-            object.__setattr__(self, "rate",
-                               parse_float_or_range(self.rate, "frame-drop rate", 0.0, 1.0))
+        rate: Union[float, tuple] = float_or_range(0.25, 0.0, 1.0, "frame-drop rate")
 
     @classmethod
     def grid(cls) -> list[AttackParams]:
@@ -90,13 +85,9 @@ class FrameSwap(BatchedAttack):
     class Params(AttackParams):
         """``pairs``: how many pairs (t, t + 1) to swap. The starts t are taken in a random
         order, skipping any that overlaps a pair already taken, until ``pairs`` are taken
-        or none is left (so a short clip may get fewer; ``last_info["pairs"]``)."""
+        or none is left (so a short clip may get fewer; ``info()["pairs"]``)."""
 
-        pairs: int = 2
-
-        def __post_init__(self):
-            object.__setattr__(self, "pairs", parse_int(self.pairs, "frame-swap pairs", 0,
-                                                        10_000))
+        pairs: int = integer(2, 0, 10_000, "frame-swap pairs")
 
     @classmethod
     def grid(cls) -> list[AttackParams]:
@@ -146,13 +137,7 @@ class FrameAverage(BatchedAttack):
     class Params(AttackParams):
         """``window``: odd number of frames averaged (1: unchanged)."""
 
-        window: int = 3
-
-        def __post_init__(self):
-            window = parse_int(self.window, "frame-average window", 1, 10_001)
-            if window % 2 == 0:
-                raise BenchError(f"frame-average window must be odd, got {self.window!r}")
-            object.__setattr__(self, "window", window)
+        window: int = integer(3, 1, 10_001, "frame-average window", odd=True)
 
     @classmethod
     def grid(cls) -> list[AttackParams]:
@@ -199,7 +184,7 @@ class FrameRate(BatchedAttack):
         factor: float = 0.5
 
         def __post_init__(self):
-            factor = positive_float_or_range(self.factor, "frame-rate factor", 1.0)
+            factor = parse_positive_float_or_range(self.factor, "frame-rate factor", 0.0, 1.0)
             if isinstance(factor, tuple):
                 raise BenchError(f"frame-rate factor must be a number, got {self.factor!r}")
             object.__setattr__(self, "factor", factor)
@@ -230,11 +215,8 @@ class TemporalCrop(BatchedAttack):
         """``fraction``: kept share of the frames in (0, 1] (``max(1, round(fraction * T))``
         frames, the start uniform over the places they fit), or a range drawn per row."""
 
-        fraction: Union[float, tuple] = 0.5
-
-        def __post_init__(self):
-            object.__setattr__(self, "fraction", positive_float_or_range(
-                self.fraction, "temporal-crop fraction", 1.0))
+        fraction: Union[float, tuple] = float_or_range(0.5, 0.0, 1.0, "temporal-crop fraction",
+                                                       positive=True)
 
     @classmethod
     def grid(cls) -> list[AttackParams]:
@@ -246,8 +228,7 @@ class TemporalCrop(BatchedAttack):
     def apply(self, frames, generator):
         time = frames.shape[1]
         fractions = draw_uniform(self.params.fraction, len(frames), generator)
-        u = torch.rand(len(frames), generator=generator, device=generator.device,
-                       dtype=torch.float64).cpu()
+        u = uniform((len(frames),), generator)
         indices, infos = [], []
         for i, fraction in enumerate(fractions):
             kept = min(time, max(1, round(fraction * time)))

@@ -41,6 +41,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from bench.api import BenchError, Clip, Profile, TrainableMethod
+from bench.video import check_video as _check_video
 
 __all__ = ["CHECKPOINT_BUDGET_BYTES", "LOGO_MAPPINGS", "PerFrameImageMethod", "Pix2PixUNet",
            "VideoMethodBase", "average_over_frames", "check_inputs", "check_logos",
@@ -125,10 +126,7 @@ def random_crop_box(height: int, width: int, crop: tuple[int, int],
 
 def check_video(frames: torch.Tensor, what: str = "frames") -> None:
     """Raise ``BenchError`` unless ``frames`` is a float tensor (B, T, 3, H, W)."""
-    if not isinstance(frames, torch.Tensor) or not frames.is_floating_point():
-        raise BenchError(f"{what} must be a float tensor (B, T, 3, H, W), got {type(frames)}")
-    if frames.ndim != 5 or frames.shape[2] != 3:
-        raise BenchError(f"{what} must have shape (B, T, 3, H, W), got {tuple(frames.shape)}")
+    _check_video(frames, what, batched=True)
 
 
 def check_logos(logos: torch.Tensor, batch: Optional[int] = None) -> None:

@@ -12,7 +12,8 @@ import math
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar, Iterator, Optional
+from types import MappingProxyType
+from typing import Any, Callable, ClassVar, Iterator, Mapping, Optional
 
 import torch
 
@@ -144,9 +145,28 @@ def declared_checkpoint_folder(cls: type) -> Path:
     return folder if folder.is_absolute() else package_folder(cls.__module__) / folder
 
 
+def param(default: Any, parse: Callable[[Any, str], Any], label: str = "") -> Any:
+    """A field of an attack's ``Params``, declared once: its ``default`` and
+    ``parse(value, label) -> value``, which checks a given value and returns it normalised
+    (raising ``BenchError``); ``label`` names it in messages (the field's name if empty).
+    The field's annotation gives its type (``--attacks`` values are conformed to it)."""
+    return dataclasses.field(default=default, metadata={"parse": parse, "label": label})
+
+
 @dataclass(frozen=True)
 class AttackParams:
-    """Base class of an attack's parameters (a frozen dataclass per attack)."""
+    """Base class of an attack's parameters (a frozen dataclass per attack).
+
+    Fields declared with ``param`` are checked and normalised when an instance is built,
+    the default included, so every instance is a valid setting.
+    """
+
+    def __post_init__(self):
+        for f in dataclasses.fields(self):
+            parse = f.metadata.get("parse")
+            if parse is not None:
+                value = parse(getattr(self, f.name), f.metadata["label"] or f.name)
+                object.__setattr__(self, f.name, value)
 
     def canonical_args(self) -> str:
         parts = []
@@ -168,8 +188,10 @@ class Attack(abc.ABC):
     """A video distortion applied between embedding and extraction.
 
     ``params`` is a frozen dataclass; ``canonical`` (e.g. ``h264(crf=24)``) names the attack
-    with its parameters in results. ``__call__`` is exact and seeded per row; ``train_form``
-    returns a differentiable counterpart with the same parameters, for training.
+    with its parameters in results. ``__call__`` is exact and seeded per row; ``info()`` then
+    tells what it drew or measured; ``train_form`` returns a differentiable counterpart with
+    the same parameters, for training. The attacks in ``attacks/`` build on
+    ``attacks.batched.BatchedAttack``, which holds the scaffold (checks, clamping, info).
     """
 
     name: ClassVar[str]
@@ -179,9 +201,14 @@ class Attack(abc.ABC):
     #: ``geometric``, ``photometric``, ``temporal``, ``chain`` or ``other``
     family: ClassVar[str] = "other"
     Params: ClassVar[type]
+    #: what the last ``__call__`` recorded (read with ``info()``); ``__call__`` rebinds it
+    _info: Mapping[str, Any] = MappingProxyType({})
 
     def __init__(self, params: Optional[AttackParams] = None):
         self.params = params if params is not None else self.default_params()
+        if not isinstance(self.params, self.Params):
+            raise BenchError(f"attack {self.name!r} needs {self.Params.__qualname__}, "
+                             f"got {type(self.params).__name__}")
 
     @classmethod
     def default_params(cls) -> AttackParams:
@@ -205,6 +232,15 @@ class Attack(abc.ABC):
     @abc.abstractmethod
     def __call__(self, frames: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         """frames (T, 3, H, W) in [0, 1] -> attacked frames (T, 3, H, W) in [0, 1]."""
+
+    def info(self) -> dict[str, Any]:
+        """What the last ``__call__`` drew or measured, for its result row (a new dict; empty
+        before a call and for attacks that record nothing). Keys by attack: ``bytes`` (codecs
+        and jpeg: the compressed size in bytes, the row's ``attack_bytes``) and
+        ``container_bytes`` (the whole file), ``area`` (erasure: the erased share of the frame)
+        and ``box`` (top, left, h, w in pixels), the drawn ``sigma`` (noise) or ``angle``
+        (rotation, degrees); a chain merges its parts' and lists each under ``parts``."""
+        return dict(self._info)
 
     def train_form(self):
         """A differentiable callable ``(frames (B, T, 3, H, W), generator) -> frames``."""

@@ -15,6 +15,7 @@ import torch
 from tabulate import tabulate
 
 from bench.api import BenchError
+from bench.video import from_uint8, to_uint8
 
 VIDEO_METRICS = ("v_psnr", "v_ssim", "v_lpips", "tlp")
 
@@ -23,11 +24,6 @@ def _mp4s(folder: Path) -> dict[str, Path]:
     if not folder.is_dir():
         raise BenchError(f"{folder} is not a folder of mp4 files")
     return {p.name: p for p in sorted(folder.glob("*.mp4")) if p.is_file()}
-
-
-def _to_8bit(video: torch.Tensor) -> torch.Tensor:
-    """Decoded videos are 8-bit: keep them as uint8 (4x less memory) until FVD needs them."""
-    return (video.clamp(0, 1) * 255).round().to(torch.uint8)
 
 
 def compare_folders(reference_dir: str | Path, candidate_dir: str | Path,
@@ -84,8 +80,9 @@ def compare_folders(reference_dir: str | Path, candidate_dir: str | Path,
                 values[metric].append(value.value)
             elif value.reason:
                 reasons.setdefault(metric, value.reason)
-        covers.append(_to_8bit(ref))
-        marked.append(_to_8bit(cand))
+        # decoded videos are 8-bit: kept as uint8 (4x less memory) until FVD needs them
+        covers.append(to_uint8(ref))
+        marked.append(to_uint8(cand))
 
     result: dict = {"n": len(compared), "videos": compared, "skipped": skipped}
     unavailable: dict[str, str] = {}
@@ -96,7 +93,7 @@ def compare_folders(reference_dir: str | Path, candidate_dir: str | Path,
             result[metric] = None
             unavailable[metric] = reasons.get(metric) or "no video pair could be compared"
     if compared:
-        fvd = metrics.fvd([v.float() / 255 for v in marked], [v.float() / 255 for v in covers])
+        fvd = metrics.fvd([from_uint8(v) for v in marked], [from_uint8(v) for v in covers])
         result["fvd"] = fvd.value if fvd.available else None
         if not fvd.available:
             unavailable["fvd"] = fvd.reason or "FVD could not be computed"

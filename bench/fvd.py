@@ -125,7 +125,7 @@ def fvd_of_videos(watermarked_videos: Iterable[torch.Tensor],
     marked, covers = list(watermarked_videos), list(cover_videos)
     try:
         for video in (*marked, *covers):  # cheap checks before loading the network
-            i3d.check_video(video)
+            i3d.check_input(video)
     except BenchError as exc:
         return MetricValue(math.nan, str(exc))
     if min(len(marked), len(covers)) < MIN_VIDEOS:

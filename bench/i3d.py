@@ -32,6 +32,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from bench.api import BenchError
+from bench.video import check_video
 from bench.weights import i3d_path
 
 INPUT_SIZE = 224
@@ -349,11 +350,9 @@ def resize_tf1_bilinear(frames: torch.Tensor, size: int = INPUT_SIZE) -> torch.T
     return _legacy_bilinear_axis(out, size, frames.ndim - 1)
 
 
-def check_video(video: torch.Tensor) -> None:
+def check_input(video: torch.Tensor) -> None:
     """Raise ``BenchError`` unless video is a finite (T, 3, H, W) tensor with T >= 10."""
-    if not isinstance(video, torch.Tensor) or video.ndim != 4 or video.shape[1] != 3:
-        shape = tuple(video.shape) if isinstance(video, torch.Tensor) else type(video).__name__
-        raise BenchError(f"I3D: a video must be a (T, 3, H, W) tensor, got {shape}")
+    check_video(video, "I3D: a video", floating=False)
     if video.shape[0] < MIN_FRAMES:
         raise BenchError(f"I3D (FVD) needs videos of at least {MIN_FRAMES} frames, got "
                          f"{video.shape[0]}")
@@ -363,7 +362,7 @@ def check_video(video: torch.Tensor) -> None:
 
 def preprocess(video: torch.Tensor) -> torch.Tensor:
     """video (T, 3, H, W) in [0, 1], T >= 10 -> I3D input (3, T, 224, 224) float32 in [-1, 1]."""
-    check_video(video)
+    check_input(video)
     frames = resize_tf1_bilinear(video.float(), INPUT_SIZE)
     return (frames * 2 - 1).transpose(0, 1).contiguous()
 

@@ -83,10 +83,14 @@ def psnr(pred: torch.Tensor, target: torch.Tensor) -> float:
         raise BenchError("psnr: inputs must be torch tensors")
     if pred.shape != target.shape:
         raise BenchError(f"psnr: shapes differ: {tuple(pred.shape)} vs {tuple(target.shape)}")
-    mse = torch.mean((pred.double() - target.double()) ** 2).item()
-    if mse == 0.0:
-        return math.inf
-    return 10.0 * math.log10(1.0 / mse)
+    return psnr_from_mse(torch.mean((pred.double() - target.double()) ** 2).item())
+
+
+def psnr_from_mse(mse: float) -> float:
+    """PSNR in dB (peak 1) of a mean squared error on [0, 1] values: inf for 0, NaN for NaN."""
+    if math.isnan(mse):
+        return math.nan
+    return 10.0 * math.log10(1.0 / mse) if mse > 0 else math.inf
 
 
 def _frame_psnr(watermarked: torch.Tensor, cover: torch.Tensor) -> torch.Tensor:

@@ -57,6 +57,8 @@ from bench.results import (
 from bench.seeding import derive_seed
 from bench.sources.logos import evaluation_logo
 from bench.store import Cache, default_cache_dir, make_key, tensor_digest
+from bench.video import from_uint8 as _from_8bit
+from bench.video import to_uint8 as _to_8bit
 
 #: bump when the way rows are computed changes (invalidates cached rows)
 RUNNER_VERSION = "2"  # 2: embedded patch positions kept with the watermarked video
@@ -280,14 +282,6 @@ def _embed_info_valid(info: dict) -> bool:
             and (info["positions"] is None or isinstance(info["positions"], list)))
 
 
-def _to_8bit(x: torch.Tensor) -> torch.Tensor:
-    return (x.clamp(0, 1) * 255).round().to(torch.uint8)
-
-
-def _from_8bit(x: torch.Tensor) -> torch.Tensor:
-    return x.to(torch.float32) / 255
-
-
 def as_8bit(clip: Clip) -> Clip:
     """The clip as an 8-bit video would hold it: covers and watermarked videos alike are 8-bit."""
     return dataclasses.replace(clip, frames=_from_8bit(_to_8bit(clip.frames)))
@@ -443,7 +437,7 @@ class Runner:
         values, status = score_metrics(self.logo_metrics, inputs)
         row.update({**embedded["metrics"], **values})
         status = {**embedded["metric_status"], **status}
-        size = (getattr(attack, "last_info", None) or {}).get("bytes")
+        size = attack.info().get("bytes")
         row.update(embed_s=embedded["embed_s"], extract_s=extract_s, attack_bytes=size,
                    attack_bpp=bits_per_pixel(size, attacked.shape))
         failed = {k: v["reason"] for k, v in status.items() if v["status"] == METRIC_ERROR}

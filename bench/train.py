@@ -50,7 +50,9 @@ import torch
 
 from bench.api import BenchError, Clip, Profile, TrainableMethod, check_device
 from bench.checkpoints import card_curve, save_checkpoint, shift_curve, user_checkpoint_path
+from bench.metrics import psnr_from_mse
 from bench.seeding import derive_seed
+from bench.video import from_uint8, quantise, to_uint8
 from bench.weights import display_path
 
 __all__ = ["GRAD_CLIP_NORM", "VALIDATION_PROMPT_IDS", "TrainingData",
@@ -135,16 +137,6 @@ def state_path(out: Path | str) -> Path:
     return out.with_name(f"{out.stem}.state.pt")
 
 
-def _quantise(frames: torch.Tensor) -> torch.Tensor:
-    """Values on the 8-bit grid, as a stored video holds them."""
-    return (frames.clamp(0, 1) * 255).round() / 255
-
-
-def to_uint8(frames: torch.Tensor) -> torch.Tensor:
-    """float frames in [0, 1] -> uint8 (rounded, clamped): the bytes of a stored video."""
-    return (frames.clamp(0, 1) * 255).round().to(torch.uint8)
-
-
 def to_channels_last(module: torch.nn.Module) -> torch.nn.Module:
     """Put every 4-D parameter and buffer in channels_last and every 5-D one in
     channels_last_3d, in place (convolutions then run in the faster NHWC layout)."""
@@ -173,12 +165,6 @@ def _scalar(value) -> float:
     if value is None:
         return math.nan
     return float(value.detach()) if isinstance(value, torch.Tensor) else float(value)
-
-
-def _psnr_from_mse(mse: float) -> float:
-    if math.isnan(mse):
-        return math.nan
-    return 10 * math.log10(1 / mse) if mse > 0 else math.inf
 
 
 def _resolve_method(method) -> Callable:
@@ -370,7 +356,7 @@ class TrainingData:
         videos, logos, ids = [], [], []
         for index, render_seed, logo_index, start in self._draws(step, batch_size):
             frames = self._cover(index, render_seed)
-            videos.append(frames[start:start + self.frames].float() / 255)
+            videos.append(from_uint8(frames[start:start + self.frames]))
             logos.append(self._logo(logo_index))
             ids.append(f"{self._ids[index]}@{render_seed}")
         return torch.stack(videos), torch.stack(logos), ids
@@ -384,7 +370,7 @@ class TrainingData:
                 pairs = [(self.train_indices[0], 0)]
             for index, logo_index in pairs:
                 clip = self._clip(index, self.seed)
-                clip = Clip(id=clip.id, prompt=clip.prompt, frames=_quantise(clip.frames),
+                clip = Clip(id=clip.id, prompt=clip.prompt, frames=quantise(clip.frames),
                             fps=clip.fps)
                 items.append((clip, self._logo(logo_index)))
             self._validation = items
@@ -436,7 +422,7 @@ def validate(method: TrainableMethod, items: list[tuple[Clip, torch.Tensor]],
             for clip, logo in items:
                 marked = method.embed(clip.frames[None].to(device), logo[None].to(device),
                                       [clip])
-                marked = _quantise(marked[0].detach().float().cpu())
+                marked = quantise(marked[0].detach().float().cpu())
                 recovered = method.extract(marked[None].to(device))[0].float().cpu()
                 w_values.append(min(psnr(recovered.clamp(0, 1), logo), PSNR_CAP_DB))
                 v_values.append(video_psnr(marked, clip.frames))
@@ -854,8 +840,8 @@ class _Logger:
             self.smooth[key] = value if old is None else 0.9 * old + 0.1 * value
         self.bar.update(1)
         self.bar.set_postfix(loss=f"{self.smooth['loss']:.4g}",
-                             w_psnr=f"{_psnr_from_mse(self.smooth['logo']):.1f}",
-                             v_psnr=f"{_psnr_from_mse(self.smooth['video']):.1f}",
+                             w_psnr=f"{psnr_from_mse(self.smooth['logo']):.1f}",
+                             v_psnr=f"{psnr_from_mse(self.smooth['video']):.1f}",
                              refresh=False)
 
     def write(self, text: str) -> None:

@@ -19,6 +19,7 @@ import numpy as np
 import torch
 
 from bench.api import BenchError
+from bench.video import from_uint8, pad_to_even, to_uint8
 
 __all__ = ["VideoReader", "read_video", "write_video"]
 
@@ -116,7 +117,7 @@ def read_video(path: str | Path, max_frames: Optional[int] = None
         arrays = list(reader.frames(max_frames))
         fps = reader.fps or 0.0
     video = torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2)
-    return video.float().div_(255.0), fps
+    return from_uint8(video), fps
 
 
 def _to_uint8_frames(frames: torch.Tensor) -> np.ndarray:
@@ -126,12 +127,7 @@ def _to_uint8_frames(frames: torch.Tensor) -> np.ndarray:
         raise BenchError(f"write_video expects frames (T, 3, H, W), got {shape}")
     if frames.shape[0] == 0:
         raise BenchError("write_video: no frames to write")
-    video = frames.detach().to("cpu", torch.float32)
-    video = (video.clamp(0.0, 1.0) * 255.0).round().to(torch.uint8)
-    pad_h, pad_w = video.shape[2] % 2, video.shape[3] % 2
-    if pad_h or pad_w:
-        video = torch.nn.functional.pad(video.float(), (0, pad_w, 0, pad_h),
-                                        mode="replicate").to(torch.uint8)
+    video = pad_to_even(to_uint8(frames.detach().to("cpu", torch.float32)))
     return video.permute(0, 2, 3, 1).contiguous().numpy()
 
 

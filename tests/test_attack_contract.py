@@ -38,3 +38,36 @@ def test_the_suite_has_every_family():
     families = {registry.get("attacks", n).family for n in registry.names("attacks")}
     assert families == {"paper", "codec", "geometric", "photometric", "temporal"}
     assert len(registry.names("attacks")) >= 15
+
+
+@pytest.mark.parametrize("name", registry.names("attacks"))
+def test_info_is_empty_before_a_call_and_a_fresh_dict_after(name):
+    import torch
+
+    attack = registry.get("attacks", name)()
+    assert attack.info() == {}
+    attack(torch.rand(3, 3, 16, 16, generator=torch.Generator().manual_seed(0)),
+           torch.Generator().manual_seed(1))
+    info = attack.info()
+    assert isinstance(info, dict) and all(isinstance(k, str) for k in info)
+    info["changed"] = True
+    assert "changed" not in attack.info()
+
+
+def test_a_param_field_checks_and_normalises_its_value_and_default():
+    from dataclasses import dataclass
+
+    from attacks import float_or_range, integer
+    from bench.api import AttackParams, BenchError
+
+    @dataclass(frozen=True)
+    class Params(AttackParams):
+        level: int = integer(3.0, 0, 9, "demo level")
+        spread: float = float_or_range((0, 1), 0.0, 2.0)
+
+    assert (Params().level, Params().spread) == (3, (0.0, 1.0))
+    assert Params(level=4.0, spread=1).canonical_args() == "level=4,spread=1.0"
+    with pytest.raises(BenchError, match=r"demo level must be an integer in \[0, 9\], got 10"):
+        Params(level=10)
+    with pytest.raises(BenchError, match=r"spread must lie in \[0.0, 2.0\]"):
+        Params(spread=3)

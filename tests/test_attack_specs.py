@@ -211,22 +211,22 @@ def test_chain_applies_parts_in_order_with_one_generator():
     expected = Blur(Blur.Params(kernel=3))(expected, generator)
     expected = Noise(Noise.Params(sigma=0.05))(expected, generator)
     torch.testing.assert_close(got, expected, rtol=0, atol=0)
-    parts = chain.last_info["parts"]  # each part's info, and all of them merged
+    parts = chain.info()["parts"]  # each part's info, and all of them merged
     assert len(parts) == 3 and parts[1] == {} and parts[2] == {"sigma": 0.05}
-    assert chain.last_info["area"] == parts[0]["area"] and chain.last_info["sigma"] == 0.05
+    assert chain.info()["area"] == parts[0]["area"] and chain.info()["sigma"] == 0.05
     swapped = one("chain(noise(0.05),blur(3),erasure(0.1))")(frames, seeded(7))
     assert not torch.equal(swapped, got)  # the order matters
     assert math.isnan(chain.strength())
 
 
-def test_chain_last_info_has_the_codec_bytes():
+def test_chain_info_has_the_codec_bytes():
     frames = clip(t=4, h=16, w=16)
     chain = one("chain(blur(3),h264(28))")
     out = chain(frames, seeded(0))
     codec = H264(H264.Params(crf=28))
     alone = codec(Blur(Blur.Params(kernel=3))(frames, seeded(0)), seeded(0))
     torch.testing.assert_close(out, alone, rtol=0, atol=0)
-    assert chain.last_info["bytes"] == codec.last_info["bytes"] > 0
+    assert chain.info()["bytes"] == codec.info()["bytes"] > 0
 
 
 def test_chain_version_follows_its_parts():

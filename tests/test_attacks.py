@@ -179,7 +179,7 @@ def test_noise_range_draws_sigma_per_row():
     sigmas = []
     for seed in range(6):
         diff = (attack(frames, seeded(seed)) - frames).double()
-        drawn = attack.last_info["sigma"]
+        drawn = attack.info()["sigma"]
         assert 0.0 <= drawn <= 0.2
         assert abs(float(diff.std()) - drawn) < 0.05 * drawn + 1e-4
         sigmas.append(drawn)
@@ -240,7 +240,7 @@ def test_rotation_range_uses_one_angle_within_bounds():
     attack = Rotation()
     for seed in range(5):
         out = attack(frames, seeded(seed))
-        angle = attack.last_info["angle"]
+        angle = attack.info()["angle"]
         assert -30.0 <= angle <= 30.0
         fixed = Rotation(Rotation.Params(angle=angle))(frames, seeded(99))
         assert torch.allclose(out, fixed, atol=1e-6)
@@ -255,8 +255,8 @@ def test_h264_quality_and_size_follow_crf():
     coarse_out = coarse(frames, seeded())
     assert psnr(fine_out, frames) > 30.0
     assert psnr(fine_out, frames) > psnr(coarse_out, frames)
-    assert 0 < coarse.last_info["bytes"] < fine.last_info["bytes"]
-    assert fine.last_info["container_bytes"] > fine.last_info["bytes"]
+    assert 0 < coarse.info()["bytes"] < fine.info()["bytes"]
+    assert fine.info()["container_bytes"] > fine.info()["bytes"]
 
 
 def test_h264_odd_sizes_come_back_with_the_same_shape():
@@ -290,10 +290,10 @@ def test_h264_repeated_round_trips_are_identical():
     frames = random_clip(t=3, h=24, w=32)
     attack = H264()
     first = attack(frames, seeded())
-    sizes = {attack.last_info["bytes"]}
+    sizes = {attack.info()["bytes"]}
     for _ in range(5):
         assert torch.equal(attack(frames, seeded()), first)
-        sizes.add(attack.last_info["bytes"])
+        sizes.add(attack.info()["bytes"])
     assert len(sizes) == 1
 
 

@@ -96,7 +96,7 @@ def test_bitstream_decodes_independently_to_the_clip(cls):
         decoded = [f.to_ndarray(format="rgb24") for f in container.decode(stream)]
     assert len(decoded) == 5 and decoded[0].shape == (32, 48, 3)
     out = attack(frames, seeded())
-    assert attack.last_info == {"bytes": size, "container_bytes": len(data)}
+    assert attack.info() == {"bytes": size, "container_bytes": len(data)}
     assert 0 < size < len(data)
     # swscale's own conversion of the decoded planes (nearest-neighbour chroma) agrees with
     # ours (bilinear chroma) to a few levels
@@ -112,7 +112,7 @@ def test_quality_and_size_fall_as_the_quality_parameter_rises(cls):
     fine, default, coarse = cls(cls.Params(**fine_params)), cls(), cls(cls.Params(**coarse_params))
     outs = [a(frames, seeded()) for a in (fine, default, coarse)]
     quality = [psnr(o, frames) for o in outs]
-    sizes = [a.last_info["bytes"] for a in (fine, default, coarse)]
+    sizes = [a.info()["bytes"] for a in (fine, default, coarse)]
     assert quality[0] > 30.0
     assert quality[0] > quality[1] > quality[2], quality
     assert sizes[0] > sizes[1] > sizes[2] > 0, sizes
@@ -137,10 +137,10 @@ def test_repeated_round_trips_are_identical(cls):
     for frames in (smooth_clip(t=5, h=18, w=16), smooth_clip(t=2, h=50, w=48),
                    torch.rand(3, 3, 40, 40, generator=seeded(1))):
         first = attack(frames, seeded())
-        sizes = {attack.last_info["bytes"]}
+        sizes = {attack.info()["bytes"]}
         for _ in range(3):
             assert torch.equal(attack(frames, seeded(5)), first)
-            sizes.add(attack.last_info["bytes"])
+            sizes.add(attack.info()["bytes"])
         assert len(sizes) == 1
 
 
@@ -158,7 +158,7 @@ def test_av1_qp_mode_is_a_fixed_quantiser():
     frames = smooth_clip()
     low, high = AV1(AV1.Params(qp=20)), AV1(AV1.Params(qp=55))
     assert psnr(low(frames, seeded()), frames) > psnr(high(frames, seeded()), frames)
-    assert low.last_info["bytes"] > high.last_info["bytes"]
+    assert low.info()["bytes"] > high.info()["bytes"]
 
 
 def test_mpeg4_qscale_is_constant_not_rate_controlled():
@@ -167,9 +167,9 @@ def test_mpeg4_qscale_is_constant_not_rate_controlled():
     busy = torch.rand(4, 3, 32, 32, generator=seeded(2))
     attack = MPEG4()
     attack(flat, seeded())
-    flat_bytes = attack.last_info["bytes"]
+    flat_bytes = attack.info()["bytes"]
     attack(busy, seeded())
-    assert attack.last_info["bytes"] > 10 * flat_bytes
+    assert attack.info()["bytes"] > 10 * flat_bytes
 
 
 _CROSS_PROCESS = """
@@ -184,7 +184,7 @@ for cls in (H265, VP9, AV1, MPEG4):
     for frames in (clip, small):
         attack = cls()
         digest.update(attack(frames, torch.Generator().manual_seed(0)).numpy().tobytes())
-        digest.update(str(attack.last_info["bytes"]).encode())
+        digest.update(str(attack.info()["bytes"]).encode())
 print(digest.hexdigest())
 """
 

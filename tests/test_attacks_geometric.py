@@ -98,7 +98,7 @@ def test_crop_matches_pil_crop_and_resize(fraction):
     out = attack(frames, seeded())
     box_h, box_w = round(fraction * h), round(fraction * w)
     top, left = (h - box_h) // 2, (w - box_w) // 2
-    assert attack.last_info["box"] == (top, left, box_h, box_w)
+    assert attack.info()["box"] == (top, left, box_h, box_w)
     ref = per_channel(frames, lambda c: pil_resized(c, (left, top, left + box_w, top + box_h),
                                                    (w, h)))
     np.testing.assert_allclose(out.numpy(), ref, atol=1e-5)
@@ -160,7 +160,7 @@ def test_perspective_matches_a_homography_loop_and_torchvision():
     frames = random_clip(t=t, h=h, w=w)
     attack = Perspective(Perspective.Params(jitter=0.2))
     out = attack(frames, seeded(3)).numpy()
-    corners = np.array(attack.last_info["corners"])
+    corners = np.array(attack.info()["corners"])
     frame = np.array([[0, 0], [w, 0], [w, h], [0, h]], dtype=np.float64)
     assert np.abs(corners - frame).max() <= 0.2 * max(h, w) + 1e-9
     # the homography taking the moved corners back to the frame's, solved here with numpy
@@ -197,7 +197,7 @@ def test_translation_matches_a_numpy_shift(x, y, unit, dx, dy):
     frames = random_clip(t=2, h=h, w=w)
     attack = Translation(Translation.Params(x=x, y=y, unit=unit))
     out = attack(frames, seeded()).numpy()
-    assert (attack.last_info["dx"], attack.last_info["dy"]) == (dx, dy)
+    assert (attack.info()["dx"], attack.info()["dy"]) == (dx, dy)
     ref = np.zeros_like(frames.numpy())
     src = frames.numpy()
     for yo in range(h):
@@ -213,7 +213,7 @@ def test_translation_range_draws_moves_within_bounds():
     moves = set()
     for seed in range(8):
         attack(frames, seeded(seed))
-        dx, dy = attack.last_info["dx"], attack.last_info["dy"]
+        dx, dy = attack.info()["dx"], attack.info()["dy"]
         assert abs(dx) <= 4 and abs(dy) <= 2
         moves.add((dx, dy))
     assert len(moves) > 3

@@ -110,7 +110,7 @@ def test_ranges_are_drawn_per_row():
     drawn = set()
     for seed in range(4):
         out = attack(frames, seeded(seed))
-        factor = attack.last_info["factor"]
+        factor = attack.info()["factor"]
         assert 0.5 <= factor <= 1.5
         assert torch.allclose(out, (frames * factor).clamp(0, 1), atol=1e-6)
         drawn.add(factor)
@@ -215,7 +215,7 @@ def test_jpeg_is_a_per_frame_pil_round_trip():
         total += len(buffer.getvalue())
         expected.append(Image.open(io.BytesIO(buffer.getvalue())))
     np.testing.assert_allclose(out.numpy(), from_pil(expected), atol=1e-7)
-    assert attack.last_info == {"bytes": total}
+    assert attack.info() == {"bytes": total}
 
 
 def test_jpeg_quality_orders_fidelity_and_size():
@@ -228,7 +228,7 @@ def test_jpeg_quality_orders_fidelity_and_size():
         attack = JPEG(JPEG.Params(quality=quality))
         out = attack(frames, seeded())
         assert torch.equal((out * 255).round() / 255, out)
-        results.append((psnr(out, frames), attack.last_info["bytes"]))
+        results.append((psnr(out, frames), attack.info()["bytes"]))
     assert results[0][0] > results[1][0] > results[2][0]
     assert results[0][1] > results[1][1] > results[2][1]
 

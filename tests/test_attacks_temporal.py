@@ -102,7 +102,7 @@ def test_frame_drop_repeats_the_last_kept_frame(rate):
         assert src[0] == 0 and len(kept) == t - min(t - 1, round(rate * t))
         for i in range(1, t):  # a dropped frame shows the output frame before it
             assert src[i] == i or src[i] == src[i - 1]
-        assert src == attack.last_info["index"]
+        assert src == attack.info()["index"]
 
 
 # --- frame swap -----------------------------------------------------------------------------
@@ -117,7 +117,7 @@ def test_frame_swap_swaps_disjoint_adjacent_pairs(pairs):
         moved = [i for i in range(t) if src[i] != i]
         swaps = [i for i in moved if src[i] == i + 1]
         assert all(src[i + 1] == i for i in swaps) and len(moved) == 2 * len(swaps)
-        assert 1 <= len(swaps) <= pairs and swaps == attack.last_info["starts"]
+        assert 1 <= len(swaps) <= pairs and swaps == attack.info()["starts"]
         if pairs <= 2:
             assert len(swaps) == pairs  # always room for two pairs in 16 frames
 
@@ -126,7 +126,7 @@ def test_frame_swap_on_a_short_clip_takes_what_fits():
     frames = random_clip(t=3)
     attack = FrameSwap(FrameSwap.Params(pairs=8))
     src = source_frames(attack(frames, seeded()), frames)
-    assert attack.last_info["pairs"] == 1 and sorted(src) == [0, 1, 2]
+    assert attack.info()["pairs"] == 1 and sorted(src) == [0, 1, 2]
 
 
 # --- frame average --------------------------------------------------------------------------

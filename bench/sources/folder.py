@@ -19,6 +19,7 @@ import numpy as np
 import torch
 
 from bench.api import BenchError, Clip, ClipError, Profile, Source
+from bench.video import from_uint8
 from bench.video_io import VideoReader
 
 __all__ = ["FolderSource", "MANIFEST_NAME", "read_clip_frames"]
@@ -62,7 +63,7 @@ def read_clip_frames(path: str | Path, profile: Profile) -> tuple[torch.Tensor, 
         raise BenchError(f"video {path} has {len(kept)} frames; the profile "
                          f"{profile.name!r} needs {profile.frames}")
     video = torch.from_numpy(np.stack(kept)).permute(0, 3, 1, 2)
-    return video.float().div_(255.0).contiguous(), fps
+    return from_uint8(video).contiguous(), fps
 
 
 class FolderSource(Source):

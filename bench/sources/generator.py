@@ -37,6 +37,7 @@ import torch.nn.functional as F
 from bench.api import BenchError, Clip, Profile, Source
 from bench.seeding import text_seed
 from bench.sources import load_prompts
+from bench.video import from_uint8
 from bench.video_io import VideoReader
 
 __all__ = ["GeneratedSource", "render_clip", "FOOTAGE", "PHOTOS", "MAX_CACHED_FRAMES",
@@ -421,7 +422,7 @@ def _sprite(frames: int, short_side: int, rng: np.random.Generator
     height, width = image.shape[-2:]
     y0, x0 = int(box[0] * height), int(box[1] * width)
     y1, x1 = max(y0 + 2, int(box[2] * height)), max(x0 + 2, int(box[3] * width))
-    rgb = image[:, :, y0:y1, x0:x1].float() / 255.0
+    rgb = from_uint8(image[:, :, y0:y1, x0:x1])
     alpha = _ellipse_alpha(y1 - y0, x1 - x0, softness=float(rng.uniform(0.2, 0.4)))
     alpha = alpha.expand(rgb.shape[0], 1, -1, -1)
     return torch.cat([rgb, alpha], dim=1), f"{kind}:{name}"
