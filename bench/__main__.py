@@ -95,6 +95,11 @@ def _cmd_run(args) -> int:
                        (Path(args.cache) if args.cache else RunConfig().cache_dir),
                        progress=not args.quiet, fvd=not args.no_fvd,
                        checkpoints=_checkpoint_args(args.checkpoint))
+    if args.dry_run:
+        from bench.plan import format_plan, plan
+
+        print(format_plan(plan(config)))
+        return 0
     summary = run(config)
     cache = f"{summary.computed_rows} computed, the rest from the cache"
     if summary.rejected_cache_entries:
@@ -176,6 +181,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="load this checkpoint for method NAME instead of its shipped one "
                         "(e.g. one `bench train` wrote); repeatable")
     q.add_argument("--quiet", action="store_true", help="no progress bar")
+    q.add_argument("--dry-run", action="store_true",
+                   help="print the matrix's size and a time estimate from one clip; run nothing")
     q.add_argument("--no-fvd", action="store_true",
                    help="skip FVD (I3D features take ~2 s per video on a CPU)")
     q.set_defaults(func=_cmd_run)

@@ -43,6 +43,7 @@ from bench.results import (
     usable_rows,
 )
 from bench.stats import bootstrap_ci, paired_test
+from bench.timing import TIMINGS_LEGEND, timings_markdown, timings_table
 from bench.training_curves import CURVES_LEGEND, curves_figure, curves_table
 from bench.training_summary import TRAINING_LEGEND, training_markdown, training_table
 
@@ -782,7 +783,12 @@ def build_report(results_dir: str | Path, out_dir: str | Path,
         "## Robustness", "", robustness_legend, "", robustness_md, "",
     ]
     tail = ["## Ablation (Safe-Sora variants)", "", ablation_md, "",
-            "## Training summary", "", TRAINING_LEGEND, "", training_md, ""]
+            "## Training summary", "", TRAINING_LEGEND, "", training_md, "",
+            "## Where the time goes", "", TIMINGS_LEGEND, "",
+            timings_markdown(results.manifest or {}), ""]
+    write("timings.csv", pd.DataFrame.from_records(
+        timings_table(results.manifest or {}),
+        columns=["stage", "seconds", "calls", "share"]).to_csv(index=False))
     if robustness_pngs:
         parts += ["### W-PSNR vs attack strength", ""]
         parts += [f"![{p.stem}]({p.name})" for p in robustness_pngs] + [""]

@@ -57,6 +57,7 @@ from bench.results import (
 from bench.seeding import derive_seed
 from bench.sources.logos import evaluation_logo
 from bench.store import Cache, default_cache_dir, make_key, tensor_digest
+from bench.timing import StageTimes
 from bench.video import from_uint8 as _from_8bit
 from bench.video import to_uint8 as _to_8bit
 
@@ -337,7 +338,8 @@ class Runner:
                              if not isinstance(m, MissingMethod)}
         self.rows: list[dict] = []
         self.computed = 0
-        self.fvd = FvdFeatures(self.device, self.cache) if config.fvd else None
+        self.times = StageTimes()
+        self.fvd = FvdFeatures(self.device, self.cache, self.times) if config.fvd else None
         #: per method: (cover features, watermarked features) of every video embedded
         self.fvd_pairs: dict[str, list[tuple[list, list]]] = {}
 
@@ -386,6 +388,7 @@ class Runner:
         with torch.no_grad():
             out = method.embed(frames, logo.image.to(self.device)[None], [clip])
         embed_s = time.perf_counter() - start
+        self.times.add(f"embed/{method.name}", embed_s)
         _validate(out, frames.shape, f"{method.name}.embed")
         hidden_at = method.embedded_positions()
         video = _from_8bit(_to_8bit(out[0].cpu()))
@@ -403,8 +406,10 @@ class Runner:
 
     def _score_video(self, video: torch.Tensor, clip: Clip, embed_s: float,
                      positions: Optional[list]) -> dict:
-        values, status = score_metrics(self.video_metrics,
-                                       metrics.video_inputs(video, clip.frames, self.device))
+        with self.times.stage("metrics/video"):
+            values, status = score_metrics(self.video_metrics,
+                                           metrics.video_inputs(video, clip.frames,
+                                                                self.device))
         return {"embed_s": embed_s, "positions": positions, "metrics": values,
                 "metric_status": status}
 
@@ -418,12 +423,14 @@ class Runner:
                     embedded: dict, sample: bool) -> dict:
         row = self._base_row(clip.id, logo, method, attack)
         gen = torch.Generator().manual_seed(row["seed"])
-        attacked = attack(embedded["video"], gen)
+        with self.times.stage(f"attack/{attack.name}"):
+            attacked = attack(embedded["video"], gen)
         _validate(attacked, embedded["video"].shape, f"attack {attack.canonical}")
         start = time.perf_counter()
         with torch.no_grad():
             recovered = method.extract(attacked.to(self.device)[None])
         extract_s = time.perf_counter() - start
+        self.times.add(f"extract/{method.name}", extract_s)
         _validate(recovered, (1, *logo.image.shape), f"{method.name}.extract")
         recovered = recovered[0].cpu().clamp(0, 1)
         metrics.check_logos(recovered, logo.image)
@@ -434,7 +441,8 @@ class Runner:
             placed_positions=None if placed is None else placed[0].cpu(),
             embedded_positions=(None if embedded.get("positions") is None
                                 else torch.tensor(embedded["positions"])))
-        values, status = score_metrics(self.logo_metrics, inputs)
+        with self.times.stage("metrics/logo"):
+            values, status = score_metrics(self.logo_metrics, inputs)
         row.update({**embedded["metrics"], **values})
         status = {**embedded["metric_status"], **status}
         size = attack.info().get("bytes")
@@ -465,13 +473,15 @@ class Runner:
                     for a in attacks]
         bases = [self._base_row(clip.id, logo, method, a) for a in attacks]
         stored = tuple(c for c in self.row_columns if c not in DERIVED_ROW_COLUMNS)
-        cached = [self.cache.get_json("rows", k, stored, lambda r, b=b: _row_valid(r, b))
-                  for k, b in zip(row_keys, bases, strict=True)]
+        with self.times.stage("cache"):
+            cached = [self.cache.get_json("rows", k, stored, lambda r, b=b: _row_valid(r, b))
+                      for k, b in zip(row_keys, bases, strict=True)]
         for row in cached:  # rows cached before attack_bpp existed
             if row is not None and "attack_bpp" not in row:
                 row["attack_bpp"] = bits_per_pixel(row.get("attack_bytes"), clip.frames.shape)
         if (all(r is not None for r in cached) and not (sample and self._samples_missing(method))
                 and self._collect_cached_fvd(clip, method, wm_key)):
+            self.times.count("rows_cached", len(cached))
             return cached
         # some row, a sample or the FVD features of the pair are missing: embed (or take the
         # watermarked video from the cache) and compute what is missing
@@ -487,9 +497,12 @@ class Runner:
                     row = self._attack_row(clip, logo, method, attack, embedded, sample)
                     self.cache.put_json("rows", key, row)
                     self.computed += 1
+                    self.times.count("rows_computed")
                 except Exception as exc:
                     row = {**self._base_row(clip.id, logo, method, attack), "status": "error",
                            "error": _describe(exc)}
+            else:
+                self.times.count("rows_cached")
             out.append(row)
         return out
 
@@ -532,13 +545,16 @@ class Runner:
         manifest = self._manifest(started=datetime.now(timezone.utc).isoformat())
         _write_out(write_manifest, out / "manifest.json", manifest)
         total = len(self.source) * len(self.methods)
+        # the bar counts computed (clip, method) units; a unit found whole in the cache leaves
+        # the total instead, so the rate and the ETA are those of computing
         bar = tqdm(total=total, desc="bench run", unit="video", disable=not self.config.progress,
                    file=sys.stderr)
-        clips = 0
+        clips = cached_units = 0
         ok_videos: dict[str, int] = {m.name: 0 for m in self.methods}
-        for index, clip in enumerate(self.source):
+        for index, clip in self._timed_source():
             clips += 1
             for method in self.methods:
+                before = self.computed
                 if isinstance(method, MissingMethod):
                     rows = self._error_rows(index, getattr(clip, "id", "?"),
                                             self._logo_for(index), method, method.reason,
@@ -552,9 +568,16 @@ class Runner:
                         r["status"] != "error" for r in rows):
                     ok_videos[method.name] += 1
                 self.rows.extend(rows)
-                bar.update(1)
-                bar.set_postfix(clip=getattr(clip, "id", "?"), method=method.name)
-            _write_out(write_table, out / "rows.csv", self.rows, self.row_columns)
+                if self.computed == before and not isinstance(method, MissingMethod):
+                    cached_units += 1
+                    bar.total -= 1
+                    bar.refresh()
+                else:
+                    bar.update(1)
+                bar.set_postfix(clip=getattr(clip, "id", "?"), method=method.name,
+                                cached=cached_units)
+            with self.times.stage("io"):
+                _write_out(write_table, out / "rows.csv", self.rows, self.row_columns)
         bar.close()
         _write_out(write_table, out / "rows.csv", self.rows, self.row_columns)
         _write_out(write_table, out / "sets.csv", self._set_rows(ok_videos), SET_COLUMNS)
@@ -562,14 +585,29 @@ class Runner:
                                                                           "error")}
         wall = time.perf_counter() - start
         rejected = sum(self.cache.rejected.values())
+        self.times.count("units_cached", cached_units)
         manifest.update(finished=datetime.now(timezone.utc).isoformat(), wall_s=wall,
                         clips=clips, rows=len(self.rows), statuses=statuses,
-                        computed_rows=self.computed,
+                        computed_rows=self.computed, timings=self.times.as_dict(),
+                        peak_rss_mb=peak_rss_mb(),
                         cache={"rejected": dict(self.cache.rejected),
                                "write_errors": self.cache.write_errors})
         _write_out(write_manifest, out / "manifest.json", manifest)
         return RunSummary(out, len(self.rows), statuses, clips, self.computed, wall,
                           rejected, self.cache.write_errors)
+
+    def _timed_source(self):
+        """``(index, clip)`` of the source, the time spent producing each clip under the
+        ``source`` stage."""
+        clips = iter(self.source)
+        index = 0
+        while True:
+            with self.times.stage("source"):
+                clip = next(clips, None)
+            if clip is None:
+                return
+            yield index, clip
+            index += 1
 
     def _set_rows(self, ok_videos: dict[str, int]) -> list[dict]:
         """FVD per method: the set of watermarked videos vs the set of their covers.
@@ -631,9 +669,10 @@ class Runner:
 class FvdFeatures:
     """I3D (Kinetics-400) logits of videos, cached by content; unavailable with a reason."""
 
-    def __init__(self, device: str, cache: Cache):
+    def __init__(self, device: str, cache: Cache, times: Optional[StageTimes] = None):
         self.cache = cache
         self.device = device
+        self.times = times or StageTimes()
         self.reason = ""
         self._extractor = None
         try:
@@ -657,7 +696,8 @@ class FvdFeatures:
         key = key or tensor_digest(video)
         found = self.cached(key)
         if found is None:
-            found = [float(v) for v in self._extractor(video)]
+            with self.times.stage("i3d"):
+                found = [float(v) for v in self._extractor(video)]
             self.cache.put_json("i3d", make_key("i3d", I3D_FEATURE_VERSION, key),
                                 {"features": found})
         return found
@@ -719,6 +759,14 @@ def package_versions() -> dict:
         except metadata.PackageNotFoundError:
             out[name] = None
     return out
+
+
+def peak_rss_mb() -> float:
+    """This process's peak resident memory so far, MB (``ru_maxrss``: KiB on Linux)."""
+    import resource
+
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return round(peak / (1024 * 1024 if sys.platform == "darwin" else 1024), 1)
 
 
 def device_description(device: str) -> str:
