@@ -79,8 +79,10 @@ def _check_mapping(mapping: str) -> None:
 
 def logo_to_frame(logos: torch.Tensor, frame_size: tuple[int, int],
                   mapping: str = "block") -> torch.Tensor:
-    """logos (B, 3, h, w) in [0, 1] -> secret images (B, 3, H, W) in [0, 1] at frame size."""
+    """logos (B, 3, h, w) in [0, 1] -> secret images (B, 3, H, W) in [0, 1] at frame size
+    (reduced-precision inputs are mapped in float32)."""
     _check_mapping(mapping)
+    logos = logos.float() if logos.dtype in (torch.bfloat16, torch.float16) else logos
     if mapping == "bilinear" or tuple(logos.shape[-2:]) == tuple(frame_size):
         return _resize(logos, frame_size).clamp(0.0, 1.0)
     return F.interpolate(logos, size=tuple(frame_size), mode="nearest-exact").clamp(0.0, 1.0)
@@ -88,9 +90,11 @@ def logo_to_frame(logos: torch.Tensor, frame_size: tuple[int, int],
 
 def frame_to_logo(images: torch.Tensor, logo_size: tuple[int, int],
                   mapping: str = "block") -> torch.Tensor:
-    """revealed images (N, 3, H, W) -> logos (N, 3, h, w), clamped to [0, 1] before and after."""
+    """revealed images (N, 3, H, W) -> logos (N, 3, h, w), clamped to [0, 1] before and after
+    (reduced-precision inputs are mapped in float32)."""
     _check_mapping(mapping)
-    images = images.clamp(0.0, 1.0)
+    images = (images.float() if images.dtype in (torch.bfloat16, torch.float16)
+              else images).clamp(0.0, 1.0)
     if mapping == "bilinear" or tuple(images.shape[-2:]) == tuple(logo_size):
         return _resize(images, logo_size).clamp(0.0, 1.0)
     return F.interpolate(images, size=tuple(logo_size), mode="area").clamp(0.0, 1.0)

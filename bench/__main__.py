@@ -94,7 +94,7 @@ def _cmd_run(args) -> int:
                        device=args.device, cache_dir=None if args.no_cache else
                        (Path(args.cache) if args.cache else RunConfig().cache_dir),
                        progress=not args.quiet, fvd=not args.no_fvd,
-                       checkpoints=_checkpoint_args(args.checkpoint))
+                       checkpoints=_checkpoint_args(args.checkpoint), precision=args.precision)
     if args.dry_run:
         from bench.plan import format_plan, plan
 
@@ -181,6 +181,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="load this checkpoint for method NAME instead of its shipped one "
                         "(e.g. one `bench train` wrote); repeatable")
     q.add_argument("--quiet", action="store_true", help="no progress bar")
+    q.add_argument("--precision", default="fp32", choices=["fp32", "bf16"],
+                   help="the methods' forward passes: fp32 (the reference) or bf16 autocast "
+                        "with channels_last (part of each row's cache key)")
     q.add_argument("--dry-run", action="store_true",
                    help="print the matrix's size and a time estimate from one clip; run nothing")
     q.add_argument("--no-fvd", action="store_true",

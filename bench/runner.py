@@ -41,6 +41,7 @@ from bench.api import (
     check_device,
 )
 from bench.attack_spec import attack_groups, unique
+from bench.precision import autocast, check_precision, to_channels_last
 from bench.profiles import load_profile
 from bench.results import (
     DERIVED_ROW_COLUMNS,
@@ -82,6 +83,8 @@ class RunConfig:
     fvd: bool = True
     #: ``{method name: checkpoint file}`` loaded instead of the method's shipped checkpoint
     checkpoints: dict = field(default_factory=dict)
+    #: the methods' forward passes: ``fp32`` (the reference) or ``bf16`` (bench.precision)
+    precision: str = "fp32"
 
 
 @dataclass
@@ -212,13 +215,19 @@ def build_methods(spec: str, profile: Profile, device: str,
     return out
 
 
-def _method_fingerprint(method: Method) -> dict:
+def _method_fingerprint(method: Method, precision: str = "fp32") -> dict:
+    """What identifies a method's outputs: name, version, checkpoint file and hash, and the
+    precision of its forward passes when it is not the fp32 reference (so fp32 keys stay
+    those of runs made before the precision existed)."""
     ckpt = getattr(method, "checkpoint", None)
     from bench.weights import sha256_file
 
-    return {"name": method.name, "version": method.version,
-            "checkpoint": str(ckpt) if ckpt else None,
-            "sha256": sha256_file(Path(ckpt)) if ckpt else None}
+    out = {"name": method.name, "version": method.version,
+           "checkpoint": str(ckpt) if ckpt else None,
+           "sha256": sha256_file(Path(ckpt)) if ckpt else None}
+    if precision != "fp32":
+        out["precision"] = precision
+    return out
 
 
 def method_training_info(method: Method) -> dict:
@@ -320,9 +329,14 @@ class Runner:
         self.attacks = unique(a for group in groups for a in group)
         firsts = {group[0].canonical for group in groups if group}
         self.paper_attacks = [a for a in self.attacks if a.canonical in firsts]
+        self.precision = check_precision(config.precision)
         self.methods = (methods if methods is not None
                         else build_methods(config.methods, self.profile, self.device,
                                            config.checkpoints))
+        if self.precision == "bf16":
+            for method in self.methods:
+                if isinstance(method, TrainableMethod):
+                    to_channels_last(method.network())
         self.source = build_source(config.source, self.profile, config.seed, config.limit)
         self.cache = Cache(config.cache_dir)
         self.cache.check_usable()
@@ -334,8 +348,8 @@ class Runner:
                              and m.spec.compares == "logo"]
         self.metric_versions = {m.column: m.version for m in registered}
         self.row_columns = row_columns([m.column for m in registered if m.level == "row"])
-        self.fingerprints = {m.name: _method_fingerprint(m) for m in self.methods
-                             if not isinstance(m, MissingMethod)}
+        self.fingerprints = {m.name: _method_fingerprint(m, self.precision)
+                             for m in self.methods if not isinstance(m, MissingMethod)}
         self.rows: list[dict] = []
         self.computed = 0
         self.times = StageTimes()
@@ -385,8 +399,9 @@ class Runner:
             return {"video": video, **info}
         frames = clip.frames.to(self.device)[None]
         start = time.perf_counter()
-        with torch.no_grad():
+        with torch.no_grad(), autocast(self.precision, self.device):
             out = method.embed(frames, logo.image.to(self.device)[None], [clip])
+        out = out.float() if isinstance(out, torch.Tensor) else out
         embed_s = time.perf_counter() - start
         self.times.add(f"embed/{method.name}", embed_s)
         _validate(out, frames.shape, f"{method.name}.embed")
@@ -427,8 +442,9 @@ class Runner:
             attacked = attack(embedded["video"], gen)
         _validate(attacked, embedded["video"].shape, f"attack {attack.canonical}")
         start = time.perf_counter()
-        with torch.no_grad():
+        with torch.no_grad(), autocast(self.precision, self.device):
             recovered = method.extract(attacked.to(self.device)[None])
+        recovered = recovered.float() if isinstance(recovered, torch.Tensor) else recovered
         extract_s = time.perf_counter() - start
         self.times.add(f"extract/{method.name}", extract_s)
         _validate(recovered, (1, *logo.image.shape), f"{method.name}.extract")

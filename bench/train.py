@@ -51,6 +51,7 @@ import torch
 from bench.api import BenchError, Clip, Profile, TrainableMethod, check_device
 from bench.checkpoints import card_curve, save_checkpoint, shift_curve, user_checkpoint_path
 from bench.metrics import psnr_from_mse
+from bench.precision import to_channels_last
 from bench.seeding import derive_seed
 from bench.video import from_uint8, quantise, to_uint8
 from bench.weights import display_path
@@ -135,16 +136,6 @@ def state_path(out: Path | str) -> Path:
     """The resumable state beside a checkpoint: ``x-default.pt`` -> ``x-default.state.pt``."""
     out = Path(out)
     return out.with_name(f"{out.stem}.state.pt")
-
-
-def to_channels_last(module: torch.nn.Module) -> torch.nn.Module:
-    """Put every 4-D parameter and buffer in channels_last and every 5-D one in
-    channels_last_3d, in place (convolutions then run in the faster NHWC layout)."""
-    formats = {4: torch.channels_last, 5: torch.channels_last_3d}
-    for tensor in [*module.parameters(), *module.buffers()]:
-        if tensor.dim() in formats:
-            tensor.data = tensor.data.contiguous(memory_format=formats[tensor.dim()])
-    return module
 
 
 def _contiguous(module: torch.nn.Module) -> None:

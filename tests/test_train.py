@@ -452,7 +452,8 @@ def test_channels_last_keeps_values_and_conv_outputs():
     x = torch.rand(2, 3, 9, 9, generator=gen)
     ref = net[1](net[0](x)).detach()
     before = {k: v.clone() for k, v in net.state_dict().items()}
-    from bench.train import _contiguous, to_channels_last
+    from bench.precision import to_channels_last
+    from bench.train import _contiguous
 
     to_channels_last(net)
     assert net[0].weight.is_contiguous(memory_format=torch.channels_last)

@@ -15,8 +15,9 @@ import torch
 
 from bench import registry
 from bench.api import TrainableMethod
+from bench.precision import to_channels_last
 from bench.profiles import load_profile
-from bench.train import _training_attacks, to_channels_last
+from bench.train import _training_attacks
 
 BASELINES = ("balujanet", "udh", "pusnet", "safe-sd", "wengnet")
 PROFILE = load_profile("default")
