@@ -88,7 +88,7 @@ def test_the_cycle_finder_finds_a_planted_cycle():
 
 def test_no_import_cycles():
     graph = _import_graph()
-    assert "bench.runner" in graph and "bench.api" in graph["bench.runner"]
+    assert "bench.run.runner" in graph and "bench.core.api" in graph["bench.run.runner"]
     assert _cycles(graph) == []
 
 
