@@ -9,7 +9,7 @@ The paper's six (family ``paper``), one module each:
 - ``rotation``: rotation by ``angle`` degrees about the centre, bilinear, zero fill.
 - ``h264``: a real H.264 round trip (PyAV's libx264, in memory, yuv420p) at a ``crf``.
 - ``chain``: attacks applied left to right, ``chain(blur(3),h264(28))`` (not an entry point:
-  it is given with its parts, see bench/attack_spec.py).
+  it is given with its parts, see bench/run/attack_spec.py).
 
 The suite beyond the paper, one module per family:
 
@@ -32,7 +32,7 @@ given as a tuple ``(lo, hi)`` is drawn U(lo, hi) per row from the row's generato
 
 This module imports nothing heavy; the helpers below are shared by the attack modules:
 parameter kinds for ``Params`` fields (``float_or_range``, ``integer``, ``choice``: each
-declares a parameter's default and range once, see ``bench.api.param``), their parsers, the
+declares a parameter's default and range once, see ``bench.core.api.param``), their parsers, the
 draws from a row's generator (``uniform``, ``normal``, ``draw_uniform``) and input checks.
 """
 
@@ -43,8 +43,8 @@ from typing import Any, Sequence
 
 import torch
 
-from bench.api import BenchError, param
-from bench.video import check_video as _check_video
+from bench.core.api import BenchError, param
+from bench.core.video import check_video as _check_video
 
 # ------------------------------------------------------------------- parameter kinds
 

@@ -19,7 +19,7 @@ from typing import ClassVar, Optional
 import torch
 
 from attacks import check_video, straight_through
-from bench.api import Attack, BenchError
+from bench.core.api import Attack, BenchError
 
 
 class BatchedAttack(Attack):

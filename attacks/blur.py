@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 
 from attacks.batched import BatchedAttack
-from bench.api import AttackParams, BenchError, param
+from bench.core.api import AttackParams, BenchError, param
 
 
 def opencv_sigma(kernel: int) -> float:

@@ -1,6 +1,6 @@
 """A chain of attacks applied left to right: ``chain(crop(0.8),h264(28))`` crops, then encodes.
 
-Given on ``--attacks`` with its parts (bench/attack_spec.py); it is not an entry point, since
+Given on ``--attacks`` with its parts (bench/run/attack_spec.py); it is not an entry point, since
 it has no setting without parts (``bench list attacks`` shows its syntax). Its canonical name
 is built from the parts' canonical names, ``chain(blur(kernel=3),noise(sigma=0.05))``,
 however the parts were spelled, and its version from theirs (``1(1,1)``: the chain's own,
@@ -23,7 +23,7 @@ from typing import Optional
 import torch
 
 from attacks import check_video
-from bench.api import Attack, AttackParams, BenchError
+from bench.core.api import Attack, AttackParams, BenchError
 
 
 class Chain(Attack):

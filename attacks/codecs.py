@@ -48,8 +48,8 @@ import torch.nn.functional as F
 from attacks import choice, integer, parse_int
 from attacks.avencode import encode_in_fresh_process, encode_yuv420p
 from attacks.batched import BatchedAttack
-from bench.api import AttackParams, BenchError
-from bench.video import pad_to_even, quantise, to_uint8
+from bench.core.api import AttackParams, BenchError
+from bench.core.video import pad_to_even, quantise, to_uint8
 
 #: BT.601 luma weights of R, G, B
 KR, KG, KB = 0.299, 0.587, 0.114

@@ -16,7 +16,7 @@ import torch
 
 from attacks import float_or_range, uniform
 from attacks.batched import BatchedAttack, fixed_strength
-from bench.api import AttackParams
+from bench.core.api import AttackParams
 
 #: bounds of the rectangle's aspect ratio (height / width)
 ASPECT_RANGE = (0.5, 2.0)

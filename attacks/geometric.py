@@ -21,7 +21,7 @@ import torch.nn.functional as F
 
 from attacks import draw_uniform, float_or_range, parse_float_or_range, uniform
 from attacks.batched import BatchedAttack, fixed_strength
-from bench.api import AttackParams, BenchError
+from bench.core.api import AttackParams, BenchError
 
 
 def pil_resize(images: torch.Tensor, height: int, width: int) -> torch.Tensor:

@@ -33,7 +33,7 @@ from attacks.codecs import (  # noqa: F401 (the colour helpers are imported from
     ycbcr_to_rgb,
     yuv420p_to_rgb,
 )
-from bench.api import AttackParams
+from bench.core.api import AttackParams
 
 
 def x264_options(crf: int, preset: str) -> dict[str, str]:

@@ -21,7 +21,7 @@ compares with the codec's (``proxy_fidelity``).
 
 ``proxy_h264_train_form(profile)`` gives the training form: the frozen proxy, gradients flowing
 to its input, output clamped to [0, 1] with a straight-through gradient. The training loop
-(bench/train.py) uses it for the training-attack name ``h264-proxy``.
+(bench/train/loop.py) uses it for the training-attack name ``h264-proxy``.
 """
 
 from __future__ import annotations
@@ -38,9 +38,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from bench.api import BenchError, Profile
+from bench.core.api import BenchError, Profile
+from bench.core.video import from_uint8, to_uint8
 from bench.metrics import psnr, psnr_from_mse
-from bench.video import from_uint8, to_uint8
 
 __all__ = ["H264Proxy", "fit_proxy", "load_h264_proxy", "proxy_fidelity", "proxy_path",
            "proxy_h264_train_form"]
@@ -88,7 +88,7 @@ class H264Proxy(nn.Module):
 
 def proxy_path(profile_name: str) -> Path:
     """``attacks/checkpoints/h264-proxy-{profile}.pt`` (package data beside this module)."""
-    from bench.checkpoints import checkpoint_path
+    from bench.core.checkpoints import checkpoint_path
 
     return checkpoint_path("h264-proxy", profile_name, Path(__file__).resolve().parent
                            / "checkpoints")
@@ -101,7 +101,7 @@ def fit_command(profile_name: str) -> str:
 def _profile(profile: str | Profile) -> Profile:
     if isinstance(profile, Profile):
         return profile
-    from bench.profiles import load_profile
+    from bench.core.profiles import load_profile
 
     return load_profile(profile)
 
@@ -136,7 +136,7 @@ def codec_pairs(profile: Profile, indices: list[int], seed: int, crf: int, prese
     from tqdm import tqdm
 
     from attacks.h264 import h264_roundtrip
-    from bench.seeding import derive_seed
+    from bench.core.seeding import derive_seed
     from bench.sources.generator import GeneratedSource
 
     source = GeneratedSource(profile, seed=seed, split="train")
@@ -254,7 +254,7 @@ def fit_proxy(profile: str | Profile = "default", clips: Optional[int] = None,
     from tqdm import tqdm
 
     from attacks.h264 import H264
-    from bench.checkpoints import save_checkpoint
+    from bench.core.checkpoints import save_checkpoint
     from bench.sources import load_prompts
 
     prof = _profile(profile)
@@ -358,7 +358,7 @@ def fit_proxy(profile: str | Profile = "default", clips: Optional[int] = None,
 def load_h264_proxy(profile: str | Profile = "default", path: Optional[Path | str] = None,
                     device: str = "cpu") -> H264Proxy:
     """The fitted proxy of a profile (or the file ``path``), frozen, in eval mode."""
-    from bench.checkpoints import load_checkpoint
+    from bench.core.checkpoints import load_checkpoint
 
     name = profile.name if isinstance(profile, Profile) else str(profile)
     file = Path(path) if path is not None else proxy_path(name)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from attacks.batched import BatchedAttack
-from bench.api import AttackParams
+from bench.core.api import AttackParams
 
 
 class Identity(BatchedAttack):

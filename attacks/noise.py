@@ -15,7 +15,7 @@ import torch
 
 from attacks import draw_uniform, float_or_range, normal
 from attacks.batched import BatchedAttack, fixed_strength
-from bench.api import AttackParams
+from bench.core.api import AttackParams
 
 
 class Noise(BatchedAttack):

@@ -32,8 +32,8 @@ import torch.nn.functional as F
 
 from attacks import draw_uniform, float_or_range, integer
 from attacks.batched import BatchedAttack, fixed_strength
-from bench.api import AttackParams, BenchError
-from bench.video import from_uint8, to_uint8
+from bench.core.api import AttackParams, BenchError
+from bench.core.video import from_uint8, to_uint8
 
 #: torchvision's ``rgb_to_grayscale`` weights of R, G, B
 GRAY = (0.2989, 0.587, 0.114)

@@ -17,7 +17,7 @@ import torch.nn.functional as F
 
 from attacks import draw_uniform, float_or_range
 from attacks.batched import BatchedAttack, fixed_strength
-from bench.api import AttackParams
+from bench.core.api import AttackParams
 
 
 def rotation_theta(angles_deg: list[float], height: int, width: int) -> torch.Tensor:

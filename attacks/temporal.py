@@ -19,7 +19,7 @@ import torch
 
 from attacks import draw_uniform, float_or_range, integer, parse_positive_float_or_range, uniform
 from attacks.batched import BatchedAttack, fixed_strength
-from bench.api import AttackParams, BenchError
+from bench.core.api import AttackParams, BenchError
 
 
 def gather(frames: torch.Tensor, indices: list[list[int]]) -> torch.Tensor:

@@ -40,8 +40,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from bench.api import BenchError, Clip, Profile, TrainableMethod
-from bench.video import check_video as _check_video
+from bench.core.api import BenchError, Clip, Profile, TrainableMethod
+from bench.core.video import check_video as _check_video
 
 __all__ = ["CHECKPOINT_BUDGET_BYTES", "LOGO_MAPPINGS", "PerFrameImageMethod", "Pix2PixUNet",
            "VideoMethodBase", "average_over_frames", "check_inputs", "check_logos",
@@ -262,7 +262,7 @@ class VideoMethodBase(TrainableMethod):
         self.net.eval()
         self.checkpoint = None
         if checkpoint is not None:
-            from bench.checkpoints import load_into
+            from bench.core.checkpoints import load_into
 
             load_into(self, checkpoint)
 

@@ -24,7 +24,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from baselines._common import PerFrameImageMethod
-from bench.api import Profile
+from bench.core.api import Profile
 
 
 def _conv(cin: int, cout: int, kernel: int, padding: int) -> nn.Conv2d:

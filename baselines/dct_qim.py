@@ -22,7 +22,7 @@ from typing import Optional
 import torch
 import torch.nn.functional as F
 
-from bench.api import BenchError, Clip, Method, Profile
+from bench.core.api import BenchError, Clip, Method, Profile
 
 # BT.601 full-range RGB -> YCbCr (offsets 0, 0.5, 0.5)
 _RGB2YCC = torch.tensor([[0.299, 0.587, 0.114],

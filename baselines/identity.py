@@ -6,7 +6,7 @@ from typing import Optional
 
 import torch
 
-from bench.api import Clip, Method, Profile
+from bench.core.api import Clip, Method, Profile
 
 
 class IdentityMethod(Method):

@@ -37,7 +37,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from baselines._common import PerFrameImageMethod
-from bench.api import BenchError, Profile
+from bench.core.api import BenchError, Profile
 
 TASKS = ("denoise", "hide", "reveal")
 SPARSE_RATIO = 0.9

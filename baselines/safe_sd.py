@@ -46,7 +46,7 @@ from torch import nn
 from torch.func import functional_call
 
 from baselines._common import PerFrameImageMethod, mse
-from bench.api import Profile
+from bench.core.api import Profile
 
 LATENT_CHANNELS = 4
 KL_WEIGHT = 1e-6

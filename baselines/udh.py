@@ -19,7 +19,7 @@ import torch
 from torch import nn
 
 from baselines._common import PerFrameImageMethod, Pix2PixUNet
-from bench.api import Profile
+from bench.core.api import Profile
 
 RESIDUAL_SCALE = 10.0 / 255.0
 LEVELS = 5

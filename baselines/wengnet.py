@@ -44,7 +44,7 @@ from baselines._common import (
     mse,
     quantise_ste,
 )
-from bench.api import BenchError, Profile
+from bench.core.api import BenchError, Profile
 
 #: frame t is a key frame when mean |S_t - S_{t-1}| exceeds this (values in [0, 1])
 KEY_THRESHOLD = 0.05

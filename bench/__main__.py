@@ -7,16 +7,16 @@ import json
 import sys
 from pathlib import Path
 
-from bench.api import BenchError
+from bench.core.api import BenchError
 
 
 def _cmd_list(args) -> int:
     from tabulate import tabulate
 
-    from bench import registry
+    from bench.core import registry
 
     if args.kind == "profiles":
-        from bench.profiles import available, load_profile
+        from bench.core.profiles import available, load_profile
 
         rows = [(n, load_profile(n).description) for n in available()]
         print(tabulate(rows, headers=["profile", "description"]))
@@ -41,7 +41,7 @@ def _list_attacks(pattern: str) -> int:
 
     from tabulate import tabulate
 
-    from bench import registry
+    from bench.core import registry
 
     rows = []
     for name in registry.names("attacks", pattern):
@@ -62,7 +62,7 @@ def _list_attacks(pattern: str) -> int:
 def _checkpoint_cell(name: str, profile: str) -> str:
     """The checkpoint a trainable method loads on ``profile`` (``display_path``: relative to
     the repository inside it; marked when missing), or ``- (no weights)``."""
-    from bench.weights import display_path, method_checkpoint
+    from bench.core.weights import display_path, method_checkpoint
 
     path = method_checkpoint(name, profile)
     if path is None:
@@ -85,7 +85,7 @@ def _checkpoint_args(values: list[str] | None) -> dict[str, str]:
 
 
 def _cmd_run(args) -> int:
-    from bench.runner import RunConfig, run
+    from bench.run.runner import RunConfig, run
 
     if args.limit is not None and args.limit <= 0:
         raise BenchError("--limit must be a positive number of prompts")
@@ -96,7 +96,7 @@ def _cmd_run(args) -> int:
                        progress=not args.quiet, fvd=not args.no_fvd,
                        checkpoints=_checkpoint_args(args.checkpoint), precision=args.precision)
     if args.dry_run:
-        from bench.plan import format_plan, plan
+        from bench.run.plan import format_plan, plan
 
         print(format_plan(plan(config)))
         return 0
@@ -113,7 +113,7 @@ def _cmd_run(args) -> int:
 
 
 def _cmd_report(args) -> int:
-    from bench.report import build_report
+    from bench.report.build import build_report
 
     paths = build_report(Path(args.results), Path(args.out), allow_partial=args.allow_partial)
     print(f"report written to {args.out} ({len(paths)} files)")
@@ -128,7 +128,7 @@ def _cmd_gate(args) -> int:
 
 def _cmd_compare(args) -> int:
     from bench.compare import compare_folders, format_compare
-    from bench.results import atomic_write_bytes, usable_file
+    from bench.core.results import atomic_write_bytes, usable_file
 
     if args.json:
         usable_file(args.json, "--json file")
@@ -145,8 +145,8 @@ def _cmd_compare(args) -> int:
 
 
 def _cmd_weights(args) -> int:
-    from bench.checkpoints import default_data_dir
-    from bench.weights import format_weights_table, list_weights
+    from bench.core.checkpoints import default_data_dir
+    from bench.core.weights import format_weights_table, list_weights
 
     print(format_weights_table(list_weights(trained_dir=default_data_dir() / "checkpoints")))
     return 0
@@ -214,7 +214,7 @@ def build_parser() -> argparse.ArgumentParser:
     q = sub.add_parser("weights", help="every weight file the benchmark uses, and its state")
     q.set_defaults(func=_cmd_weights)
 
-    from bench.train_cli import add_train_parser
+    from bench.train.cli import add_train_parser
 
     add_train_parser(sub)
     return p

@@ -14,8 +14,8 @@ from pathlib import Path
 import torch
 from tabulate import tabulate
 
-from bench.api import BenchError
-from bench.video import from_uint8, to_uint8
+from bench.core.api import BenchError
+from bench.core.video import from_uint8, to_uint8
 
 VIDEO_METRICS = ("v_psnr", "v_ssim", "v_lpips", "tlp")
 
@@ -37,7 +37,8 @@ def compare_folders(reference_dir: str | Path, candidate_dir: str | Path,
     frames it does not have).
     """
     from bench import metrics
-    from bench.video_io import read_video
+    from bench.core.video_io import read_video
+    from bench.metrics.fvd import fvd_of_videos
 
     reference = _mp4s(Path(reference_dir))
     candidate = _mp4s(Path(candidate_dir))
@@ -93,7 +94,7 @@ def compare_folders(reference_dir: str | Path, candidate_dir: str | Path,
             result[metric] = None
             unavailable[metric] = reasons.get(metric) or "no video pair could be compared"
     if compared:
-        fvd = metrics.fvd([from_uint8(v) for v in marked], [from_uint8(v) for v in covers])
+        fvd = fvd_of_videos([from_uint8(v) for v in marked], [from_uint8(v) for v in covers])
         result["fvd"] = fvd.value if fvd.available else None
         if not fvd.available:
             unavailable["fvd"] = fvd.reason or "FVD could not be computed"

@@ -13,7 +13,7 @@ Thresholds file (TOML)::
     tolerance = 1.0         # optional, overrides defaults
 
 ``SCHEMA`` declares these keys (types, required ones) per table; ``validate_table`` checks a
-table against it, and an error names the file, the line (found by ``bench.toml_lines``) and
+table against it, and an error names the file, the line (found by ``bench.core.toml_lines``) and
 the problem: ``gate.toml:14: [[check]] #2: unknown key 'tolerence'; did you mean
 'tolerance'?``.
 
@@ -24,7 +24,7 @@ the reference "not comparable" (reported, not a failure); the floor still applie
 row whose (video_id, method, attack_params) was not an error in the reference fails the gate.
 
 Only whole runs over the same videos are compared: an unfinished or inconsistent results folder
-(bench.results.incomplete), or a candidate and reference over different video sets, is refused
+(bench.core.results.incomplete), or a candidate and reference over different video sets, is refused
 (exit 2) unless ``allow_partial``; then the means are taken over the videos both runs hold, and
 set-level checks (computed over each run's whole set) are not comparable.
 Exit status: 0 pass, 1 regression or new error, 2 malformed thresholds, missing files, or
@@ -43,9 +43,15 @@ import pandas as pd
 from tabulate import tabulate
 
 from bench import metrics
-from bench.api import BenchError
-from bench.results import Results, load_results, require_complete, usable_rows
-from bench.toml_lines import TomlLines
+from bench.core.api import BenchError
+from bench.core.results import (
+    Results,
+    load_results,
+    require_complete,
+    usable_rows,
+    version_text,
+)
+from bench.core.toml_lines import TomlLines
 
 try:  # Python >= 3.11
     import tomllib
@@ -235,16 +241,6 @@ class Selection:
     attack_versions: set[str]
     present: bool
     reason: str = ""
-
-
-def version_text(value) -> str:
-    """A version cell as text: ``1`` and ``1.0`` (a CSV column pandas read as float because
-    of a blank cell) are the same version; a blank cell is ``""``."""
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return ""
-    if isinstance(value, float) and value.is_integer():
-        value = int(value)
-    return str(value)
 
 
 def _versions(column: pd.Series) -> set[str]:
@@ -466,5 +462,4 @@ def run_gate(results_dir: str | Path, thresholds_path: str | Path,
 
 
 __all__ = ["Check", "Key", "Outcome", "SCHEMA", "Table", "Thresholds", "ThresholdsError",
-           "evaluate", "load_thresholds", "new_errors", "run_gate", "validate_table",
-           "version_text"]
+           "evaluate", "load_thresholds", "new_errors", "run_gate", "validate_table"]

@@ -1,5 +1,5 @@
-"""The import graph of the project's packages has no cycles (module-level and deferred
-imports inside functions alike)."""
+"""The import graph of the project's packages: no cycles, and dependencies that point one way,
+down to ``bench.core`` (module-level and deferred imports inside functions alike)."""
 
 from __future__ import annotations
 
@@ -19,9 +19,10 @@ def _modules() -> dict[str, Path]:
     return out
 
 
-def _import_graph() -> dict[str, set[str]]:
+def _imports() -> list[tuple[str, str, int]]:
+    """``(importer, imported module, line)`` for every import of a project module."""
     modules = _modules()
-    graph: dict[str, set[str]] = {name: set() for name in modules}
+    found = []
     for name, path in modules.items():
         for node in ast.walk(ast.parse(path.read_text())):
             if isinstance(node, ast.Import):
@@ -35,7 +36,14 @@ def _import_graph() -> dict[str, set[str]]:
                 while target and target not in modules:
                     target = target.rpartition(".")[0]
                 if target and target != name and target not in PACKAGES:
-                    graph[name].add(target)
+                    found.append((name, target, node.lineno))
+    return found
+
+
+def _import_graph() -> dict[str, set[str]]:
+    graph: dict[str, set[str]] = {name: set() for name in _modules()}
+    for importer, target, _ in _imports():
+        graph[importer].add(target)
     return graph
 
 
@@ -88,7 +96,7 @@ def test_the_cycle_finder_finds_a_planted_cycle():
 
 def test_no_import_cycles():
     graph = _import_graph()
-    assert "bench.runner" in graph and "bench.api" in graph["bench.runner"]
+    assert "bench.run.runner" in graph and "bench.core.api" in graph["bench.run.runner"]
     assert _cycles(graph) == []
 
 
@@ -130,3 +138,77 @@ def test_every_imported_distribution_is_declared():
         if not names & declared:
             missing[module] = sorted(names)
     assert not missing, f"imported but not declared in pyproject.toml: {missing}"
+
+
+# ----------------------------------------------------------------------------- layering
+
+#: the layers each layer may import, besides itself. A layer is a subpackage of bench/, "app"
+#: for bench's top-level modules (__main__, gate, compare: the commands) or a plugin package.
+#: Nothing imports "app"; bench.core imports no other layer.
+ALLOWED = {
+    "core": set(),
+    "sources": {"core"},
+    "metrics": {"core"},
+    # the run builds chained attacks from --attacks specs (attacks.chain)
+    "run": {"core", "sources", "metrics", "attacks"},
+    # metric columns and directions (bench.metrics); results are read through bench.core
+    "report": {"core", "metrics"},
+    # training clips and logos (sources), validation PSNR (metrics), the H.264 proxy (attacks)
+    "train": {"core", "sources", "metrics", "attacks"},
+    "app": {"core", "sources", "metrics", "run", "report", "train"},
+    # the learned H.264 proxy is fitted on generated clips and scored with PSNR
+    "attacks": {"core", "sources", "metrics"},
+    "baselines": {"core"},
+    # Safe-Sora shares building blocks with the baselines (baselines._common)
+    "methods": {"core", "baselines"},
+}
+
+
+def _layer(module: str) -> str:
+    parts = module.split(".")
+    if parts[0] != "bench":
+        return parts[0]
+    if len(parts) > 1 and (ROOT / "bench" / parts[1] / "__init__.py").is_file():
+        return parts[1]
+    return "app"
+
+
+def _layer_violations(imports: list[tuple[str, str, int]], layer=_layer) -> list[str]:
+    found = []
+    for importer, target, line in imports:
+        own, other = layer(importer), layer(target)
+        if own == other:
+            continue
+        allowed = ALLOWED.get(own)
+        if allowed is None:
+            found.append(f"{importer}: layer {own!r} is not in ALLOWED")
+        elif other not in allowed:
+            may = ", ".join(sorted(allowed)) or "nothing outside itself"
+            found.append(f"{importer} (line {line}) imports {target}: {own!r} may import "
+                         f"{may}, not {other!r}")
+    return found
+
+
+def test_the_layering_check_names_a_planted_upward_import():
+    planted = [("bench.core.results", "bench.report.build", 3),
+               ("bench.report.build", "bench.gate", 7),
+               ("bench.run.runner", "bench.metrics.fvd", 9)]
+    assert _layer_violations(planted) == [
+        "bench.core.results (line 3) imports bench.report.build: 'core' may import nothing "
+        "outside itself, not 'report'",
+        "bench.report.build (line 7) imports bench.gate: 'report' may import core, metrics, "
+        "not 'app'"]
+
+
+def test_every_layer_is_in_the_table():
+    subpackages = {p.parent.name for p in (ROOT / "bench").glob("*/__init__.py")}
+    layers = {_layer(name) for name in _modules()}
+    assert subpackages <= set(ALLOWED), sorted(subpackages - set(ALLOWED))
+    assert layers <= set(ALLOWED), sorted(layers - set(ALLOWED))
+    assert {"core", "sources", "metrics", "run", "report", "train"} <= subpackages
+
+
+def test_dependencies_point_down_to_core():
+    violations = _layer_violations(_imports())
+    assert not violations, "imports against the layering:\n" + "\n".join(violations)
+

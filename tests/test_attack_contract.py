@@ -6,9 +6,9 @@ from __future__ import annotations
 
 import pytest
 
-from bench import registry
-from bench.api import Attack
-from bench.attack_spec import build_call, parse_call
+from bench.core import registry
+from bench.core.api import Attack
+from bench.run.attack_spec import build_call, parse_call
 
 #: the family each attack module's attacks belong to
 MODULE_FAMILIES = {"attacks.identity": "paper", "attacks.erasure": "paper",
@@ -58,7 +58,7 @@ def test_a_param_field_checks_and_normalises_its_value_and_default():
     from dataclasses import dataclass
 
     from attacks import float_or_range, integer
-    from bench.api import AttackParams, BenchError
+    from bench.core.api import AttackParams, BenchError
 
     @dataclass(frozen=True)
     class Params(AttackParams):

@@ -1,4 +1,4 @@
-"""Attack specs (bench/attack_spec.py) and the chain attack (attacks/chain.py)."""
+"""Attack specs (bench/run/attack_spec.py) and the chain attack (attacks/chain.py)."""
 
 from __future__ import annotations
 
@@ -13,11 +13,11 @@ from attacks.chain import Chain
 from attacks.erasure import Erasure
 from attacks.h264 import H264
 from attacks.noise import Noise
-from bench import registry
-from bench.api import Attack, AttackParams, BenchError
-from bench.attack_spec import attack_groups, build_call, parse_call
-from bench.registry import split_list as split_entries
-from bench.runner import build_attacks, first_settings, is_paper_setting
+from bench.core import registry
+from bench.core.api import Attack, AttackParams, BenchError
+from bench.core.registry import split_list as split_entries
+from bench.run.attack_spec import attack_groups, build_call, parse_call
+from bench.run.runner import build_attacks, first_settings, is_paper_setting
 
 PAPER = ["blur", "erasure", "h264", "identity", "noise", "rotation"]
 

@@ -16,7 +16,7 @@ from attacks.h264 import H264
 from attacks.identity import Identity
 from attacks.noise import Noise
 from attacks.rotation import Rotation
-from bench.api import Attack, BenchError
+from bench.core.api import Attack, BenchError
 
 
 def random_clip(t: int = 3, h: int = 24, w: int = 32, seed: int = 0) -> torch.Tensor:
@@ -43,7 +43,7 @@ def test_class_contract(cls):
 
 @pytest.mark.parametrize("name", ["identity", "erasure", "blur", "noise", "rotation", "h264"])
 def test_registered_under_entry_point(name):
-    from bench import registry
+    from bench.core import registry
 
     cls = registry.get("attacks", name)
     assert cls.name == name and cls in ATTACKS
@@ -299,7 +299,7 @@ def test_h264_repeated_round_trips_are_identical():
 
 _CROSS_PROCESS = """
 import hashlib, torch
-from bench.profiles import load_profile
+from bench.core.profiles import load_profile
 from bench.sources.generator import GeneratedSource
 from attacks.h264 import H264
 clip = next(iter(GeneratedSource(load_profile("tiny"), limit=1))).frames  # decodes footage

@@ -13,7 +13,7 @@ from clips import smooth_clip as _smooth_clip
 
 from attacks.codecs import AV1, H265, MPEG4, VP9, encode_yuv420p, rgb_to_yuv420p
 from attacks.h264 import H264
-from bench.api import Attack, BenchError
+from bench.core.api import Attack, BenchError
 
 
 def smooth_clip(t: int = 6, h: int = 32, w: int = 48) -> torch.Tensor:
@@ -34,7 +34,7 @@ FINE_COARSE = {"h265": ({"crf": 18}, {"crf": 40}), "vp9": ({"crf": 16}, {"crf": 
 
 @pytest.mark.parametrize("cls", CODECS, ids=lambda c: c.name)
 def test_class_contract_and_registry(cls):
-    from bench import registry
+    from bench.core import registry
 
     assert issubclass(cls, Attack) and cls.family == "codec" and cls.version == "1"
     assert registry.get("attacks", cls.name) is cls
@@ -174,7 +174,7 @@ def test_mpeg4_qscale_is_constant_not_rate_controlled():
 
 _CROSS_PROCESS = """
 import hashlib, torch
-from bench.profiles import load_profile
+from bench.core.profiles import load_profile
 from bench.sources.generator import GeneratedSource
 from attacks.codecs import AV1, H265, MPEG4, VP9
 clip = next(iter(GeneratedSource(load_profile("tiny"), limit=1))).frames  # decodes footage

@@ -11,7 +11,7 @@ from clips import seeded, seeded_output, uniform_clip
 from PIL import Image
 
 from attacks.geometric import Crop, HFlip, Perspective, Resize, Translation
-from bench.api import BenchError
+from bench.core.api import BenchError
 
 
 def random_clip(t: int = 3, h: int = 24, w: int = 32, seed: int = 0) -> torch.Tensor:
@@ -223,7 +223,7 @@ def test_a_batched_attack_without_an_honest_training_form_refuses_it():
     from dataclasses import dataclass
 
     from attacks.batched import BatchedAttack
-    from bench.api import AttackParams
+    from bench.core.api import AttackParams
 
     class Untrainable(BatchedAttack):
         name, version, training = "untrainable", "1", None

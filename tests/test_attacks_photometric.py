@@ -26,7 +26,7 @@ from attacks.photometric import (
     hsv_to_rgb,
     rgb_to_hsv,
 )
-from bench.api import BenchError
+from bench.core.api import BenchError
 
 
 def random_clip(t: int = 3, h: int = 16, w: int = 20, seed: int = 0) -> torch.Tensor:

@@ -11,7 +11,7 @@ import torch
 from clips import seeded, seeded_output, uniform_clip
 
 from attacks.temporal import FrameAverage, FrameDrop, FrameRate, FrameSwap, TemporalCrop
-from bench.api import BenchError
+from bench.core.api import BenchError
 
 
 def random_clip(t: int = 8, h: int = 6, w: int = 7, seed: int = 0) -> torch.Tensor:

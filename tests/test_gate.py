@@ -6,8 +6,8 @@ import math
 
 import pytest
 
+from bench.core.results import ROW_COLUMNS, SET_COLUMNS, write_manifest, write_table
 from bench.gate import load_thresholds, run_gate
-from bench.results import ROW_COLUMNS, SET_COLUMNS, write_manifest, write_table
 
 VIDEOS = ["v0", "v1", "v2", "v3"]
 

@@ -17,9 +17,9 @@ from attacks.h264_proxy import (
     proxy_fidelity,
     proxy_h264_train_form,
 )
-from bench.api import BenchError
-from bench.checkpoints import CheckpointMissing, load_checkpoint, save_checkpoint
-from bench.profiles import load_profile
+from bench.core.api import BenchError
+from bench.core.checkpoints import CheckpointMissing, load_checkpoint, save_checkpoint
+from bench.core.profiles import load_profile
 
 PROFILE = load_profile("tiny")
 
@@ -71,7 +71,7 @@ def test_missing_proxy_names_the_fit_command(tmp_path, monkeypatch):
     monkeypatch.setattr(h264_proxy, "proxy_path", lambda name: tmp_path / f"h-{name}.pt")
     with pytest.raises(CheckpointMissing, match="python -m bench fit-proxy --profile tiny"):
         load_h264_proxy("tiny")
-    from bench.train import _training_attacks
+    from bench.train.loop import _training_attacks
 
     with pytest.raises(CheckpointMissing):
         _training_attacks(("identity", "h264-proxy"), PROFILE)

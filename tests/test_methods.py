@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from bench import registry
-from bench.api import Method, TrainableMethod
-from bench.profiles import load_profile
+from bench.core import registry
+from bench.core.api import Method, TrainableMethod
+from bench.core.profiles import load_profile
 
 PROFILE = load_profile("tiny")
 
@@ -103,7 +103,7 @@ def test_trainable_methods_get_gradients_in_training_mode(name, smooth_clip, blo
 
 
 def test_a_registered_method_without_its_checkpoint_gives_unavailable_rows(tmp_path):
-    from bench.runner import MissingMethod, RunConfig, Runner
+    from bench.run.runner import MissingMethod, RunConfig, Runner
 
     runner = Runner(RunConfig(methods="balujanet,identity", attacks="identity", profile="tiny",
                               limit=1, out=tmp_path / "o", cache_dir=None, progress=False,
@@ -112,7 +112,7 @@ def test_a_registered_method_without_its_checkpoint_gives_unavailable_rows(tmp_p
     if not missing:
         pytest.skip("a tiny-profile balujanet checkpoint exists")
     runner.run()
-    from bench.results import load_results
+    from bench.core.results import load_results
 
     rows = load_results(tmp_path / "o").rows.set_index("method")
     assert rows.loc["balujanet", "status"] == "unavailable"

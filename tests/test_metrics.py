@@ -13,8 +13,9 @@ from skimage import data as skdata
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
 from bench import metrics
-from bench.api import BenchError, MetricValue
-from bench.fvd import frechet_distance
+from bench.core.api import BenchError, MetricValue
+from bench.metrics import lpips as lpips_metrics
+from bench.metrics.fvd import frechet_distance, fvd_of_videos
 
 
 def _rand(*shape: int, seed: int = 0) -> torch.Tensor:
@@ -259,7 +260,7 @@ def test_pretrained_lpips_loads_torchvision_layout(tmp_path, monkeypatch):
     path.parent.mkdir()
     torch.save(features, path)
     prefix = hashlib.sha256(path.read_bytes()).hexdigest()[:8]
-    monkeypatch.setattr(metrics, "ALEXNET_SHA256_PREFIX", prefix)
+    monkeypatch.setattr(lpips_metrics, "ALEXNET_SHA256_PREFIX", prefix)
     model = metrics.LpipsModel(backbone="pretrained")
     assert not model.is_random
     net = model.model.net
@@ -274,7 +275,7 @@ def test_pretrained_lpips_loads_torchvision_layout(tmp_path, monkeypatch):
     # a state dict without the features tensors is refused, not half loaded
     torch.save({"classifier.1.weight": torch.zeros(1)}, path)
     prefix = hashlib.sha256(path.read_bytes()).hexdigest()[:8]
-    monkeypatch.setattr(metrics, "ALEXNET_SHA256_PREFIX", prefix)
+    monkeypatch.setattr(lpips_metrics, "ALEXNET_SHA256_PREFIX", prefix)
     with pytest.raises(metrics.LpipsUnavailable, match="features.0"):
         metrics.LpipsModel()
 
@@ -322,12 +323,12 @@ def test_frechet_distance_rejects_bad_shapes():
 
 
 def test_fvd_refuses_clips_too_short_for_i3d_with_a_reason():
-    value = metrics.fvd([_rand(2, 3, 8, 8)] * 2, [_rand(2, 3, 8, 8)] * 2)
+    value = fvd_of_videos([_rand(2, 3, 8, 8)] * 2, [_rand(2, 3, 8, 8)] * 2)
     assert not value.available and "I3D" in value.reason and value.reason
 
 
 def test_fvd_needs_two_videos_per_set():
-    value = metrics.fvd([_rand(12, 3, 16, 16)], [_rand(12, 3, 16, 16)])
+    value = fvd_of_videos([_rand(12, 3, 16, 16)], [_rand(12, 3, 16, 16)])
     assert not value.available and value.reason
 
 

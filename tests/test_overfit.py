@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import pytest
 
-from bench.checkpoints import load_checkpoint
-from bench.train import OVERFIT_STEPS, OVERFIT_TARGET_DB, train
+from bench.core.checkpoints import load_checkpoint
+from bench.train.loop import OVERFIT_STEPS, OVERFIT_TARGET_DB, train
 
 METHODS = ["balujanet", "udh", "pusnet", "safe-sd", "wengnet", "safe-sora"]
 

@@ -10,15 +10,17 @@ import pandas as pd
 import pytest
 import torch
 
-from bench import metrics, registry, report
+from bench import metrics
+from bench.core import registry
+from bench.core.results import load_results
 from bench.gate import run_gate
-from bench.results import load_results
-from bench.runner import RunConfig, run
+from bench.report import build as report
+from bench.run.runner import RunConfig, run
 
 PLUGIN = textwrap.dedent('''
     """A test plugin: the mean absolute difference of watermarked and cover video, in
     8-bit levels (lower is better)."""
-    from bench.api import Metric, MetricSpec, MetricValue
+    from bench.core.api import Metric, MetricSpec, MetricValue
 
 
     class MeanAbsLevels(Metric):

@@ -6,11 +6,11 @@ from __future__ import annotations
 import pytest
 import torch
 
-from bench.api import BenchError
-from bench.precision import autocast, check_precision
-from bench.profiles import load_profile
-from bench.results import load_results
-from bench.runner import RunConfig, Runner
+from bench.core.api import BenchError
+from bench.core.precision import autocast, check_precision
+from bench.core.profiles import load_profile
+from bench.core.results import load_results
+from bench.run.runner import RunConfig, Runner
 
 TINY = load_profile("tiny")
 

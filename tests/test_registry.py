@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from bench import registry
 from bench.__main__ import main
-from bench.api import BenchError
+from bench.core import registry
+from bench.core.api import BenchError
 
 
 def test_builtins_are_registered():

@@ -14,12 +14,12 @@ import pytest
 import torch
 
 from bench.__main__ import main
-from bench.api import BenchError
-from bench.profiles import load_profile
-from bench.results import load_results
-from bench.runner import RunConfig, git_hash, run
+from bench.core.api import BenchError
+from bench.core.profiles import load_profile
+from bench.core.results import load_results
+from bench.core.video_io import write_video
+from bench.run.runner import RunConfig, git_hash, run
 from bench.sources.folder import FolderSource
-from bench.video_io import write_video
 
 TINY = load_profile("tiny")
 KEYS = ["video_id", "method", "attack_params"]
@@ -227,12 +227,12 @@ class _FakeI3D:
 
 @pytest.fixture
 def fake_i3d(monkeypatch):
-    import bench.fvd
-    import bench.i3d
+    import bench.metrics.fvd
+    import bench.metrics.i3d
 
-    monkeypatch.setattr(bench.i3d, "I3DFeatures", _FakeI3D)
-    monkeypatch.setattr(bench.i3d, "load_i3d", lambda device="cpu": None)
-    monkeypatch.setattr(bench.fvd, "bootstrap_fvd", lambda a, b, seed=0: (0.0, 0.0))
+    monkeypatch.setattr(bench.metrics.i3d, "I3DFeatures", _FakeI3D)
+    monkeypatch.setattr(bench.metrics.i3d, "load_i3d", lambda device="cpu": None)
+    monkeypatch.setattr(bench.metrics.fvd, "bootstrap_fvd", lambda a, b, seed=0: (0.0, 0.0))
     return _FakeI3D
 
 
@@ -296,16 +296,16 @@ def test_bad_out_paths_are_clear_errors(finished_run, tmp_path, capsys, case):
 def test_disk_full_results_folder_is_a_clear_error(tmp_path, monkeypatch, capsys):
     import errno
 
-    import bench.results
+    import bench.core.results
 
-    real = bench.results.atomic_write_bytes
+    real = bench.core.results.atomic_write_bytes
 
     def full(path, data):
         if path.name == "rows.csv":
             raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
         real(path, data)
 
-    monkeypatch.setattr(bench.results, "atomic_write_bytes", full)
+    monkeypatch.setattr(bench.core.results, "atomic_write_bytes", full)
     assert main([*CLI_RUN, "--out", str(tmp_path / "o"), "--cache", str(tmp_path / "c")]) == 2
     err = capsys.readouterr().err
     assert "No space left on device" in err and "rows.csv" in err
@@ -347,11 +347,11 @@ def test_compare_refuses_other_frame_counts_and_fails_when_nothing_compared(tmp_
 
 @pytest.mark.parametrize("content", ["wrong shape", "garbage"])
 def test_bad_checkpoint_makes_error_rows_and_the_others_run(tmp_path, monkeypatch, content):
-    import bench.checkpoints
+    import bench.core.checkpoints
     from baselines.balujanet import BalujaNet
 
     monkeypatch.setattr(BalujaNet, "checkpoint_dir", tmp_path / "repo/baselines/checkpoints")
-    path = bench.checkpoints.checkpoint_path("balujanet", "tiny")
+    path = bench.core.checkpoints.checkpoint_path("balujanet", "tiny")
     path.parent.mkdir(parents=True)
     if content == "wrong shape":
         torch.save({"weight": torch.zeros(3, 3)}, path)
@@ -373,7 +373,7 @@ def test_bad_checkpoint_makes_error_rows_and_the_others_run(tmp_path, monkeypatc
 
 @pytest.mark.parametrize("mask", [0o022, 0o027])
 def test_outputs_follow_the_umask(tmp_path, mask):
-    from bench.checkpoints import save_checkpoint
+    from bench.core.checkpoints import save_checkpoint
 
     old = os.umask(mask)
     try:

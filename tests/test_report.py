@@ -1,4 +1,5 @@
-"""bench.report on synthetic results folders: files written, values equal independent means."""
+"""bench.report.build on synthetic results folders: files written, values equal independent
+means."""
 
 from __future__ import annotations
 
@@ -8,9 +9,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from bench import report
-from bench.reference import PAPER_METHOD_NAMES, load_paper_ablation, load_paper_table1
-from bench.results import (
+from bench.core.reference import PAPER_METHOD_NAMES, load_paper_ablation, load_paper_table1
+from bench.core.results import (
     ROW_COLUMNS,
     SET_COLUMNS,
     load_results,
@@ -19,6 +19,7 @@ from bench.results import (
     write_sample,
     write_table,
 )
+from bench.report import build as report
 
 METHODS = {"dct-qim": "2", "safe-sora": "1"}
 VIDEOS = [f"v{i}" for i in range(5)]

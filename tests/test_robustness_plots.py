@@ -9,8 +9,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from bench import plots, report
-from bench.results import ROW_COLUMNS, SET_COLUMNS, write_manifest, write_table
+from bench.core.results import ROW_COLUMNS, SET_COLUMNS, write_manifest, write_table
+from bench.report import build as report
+from bench.report import plots
 
 AVAILABLE = [f"m{i}" for i in range(9)]  # more than plots.MAX_LINES: two pages a family
 MISSING = "udh"

@@ -8,10 +8,10 @@ import pandas as pd
 import pytest
 import torch
 
-from bench.api import Method
-from bench.profiles import load_profile
-from bench.results import ROW_COLUMNS, load_results, metric_status
-from bench.runner import RunConfig, Runner, run
+from bench.core.api import Method
+from bench.core.profiles import load_profile
+from bench.core.results import ROW_COLUMNS, load_results, metric_status
+from bench.run.runner import RunConfig, Runner, run
 
 TINY = load_profile("tiny")
 
@@ -149,7 +149,7 @@ def test_changed_method_version_recomputes_only_its_rows(tmp_path):
 
 
 def test_folder_source_with_corrupt_and_short_videos(tmp_path):
-    from bench.video_io import write_video
+    from bench.core.video_io import write_video
 
     folder = tmp_path / "videos"
     folder.mkdir()
@@ -169,7 +169,7 @@ def test_folder_source_with_corrupt_and_short_videos(tmp_path):
 
 @pytest.mark.parametrize("bad", [{"device": "tpu"}, {"profile": "nope"}])
 def test_bad_configuration_is_a_clear_error(tmp_path, bad):
-    from bench.api import BenchError
+    from bench.core.api import BenchError
 
     with pytest.raises(BenchError):
         Runner(_config(tmp_path, **bad))
@@ -250,8 +250,8 @@ def test_training_info_from_the_checkpoint_card(tmp_path):
     card beside the checkpoint that was loaded; weight-free methods say so."""
     from baselines.balujanet import BalujaNet
     from baselines.identity import IdentityMethod
-    from bench.checkpoints import save_checkpoint
-    from bench.runner import method_training_info
+    from bench.core.checkpoints import save_checkpoint
+    from bench.run.runner import method_training_info
 
     assert method_training_info(IdentityMethod(TINY, "cpu")) == {"trainable": False}
     fresh = BalujaNet(TINY, "cpu", checkpoint=None)
@@ -284,20 +284,20 @@ def test_strength_curves_on_the_first_videos_paper_settings_on_all(tmp_path):
             ["blur(kernel=3)", "blur(kernel=5)", "blur(kernel=7)", "identity"]
         assert sorted(mine[mine.video_id == second]["attack_params"]) == ["blur(kernel=5)",
                                                                             "identity"]
-    from bench.profiles import load_profile as load
+    from bench.core.profiles import load_profile as load
     assert load("default").curve_videos == 20 and load("tiny").curve_videos == 0
     bad = tmp_path / "bad.toml"
     bad.write_text('name = "bad"\nframes = 16\nheight = 64\nwidth = 64\nlogo_size = 32\n'
                    'curve_videos = -1\n')
-    from bench.api import BenchError
+    from bench.core.api import BenchError
     with pytest.raises(BenchError, match="curve_videos"):
         load(str(bad))
 
 
 def test_training_info_reports_totals_of_a_warm_start_chain(tmp_path):
     from baselines.balujanet import BalujaNet
-    from bench.checkpoints import save_checkpoint
-    from bench.runner import method_training_info
+    from bench.core.checkpoints import save_checkpoint
+    from bench.run.runner import method_training_info
 
     fresh = BalujaNet(TINY, "cpu", checkpoint=None)
     path = save_checkpoint(tmp_path / "balujanet-tiny.pt", fresh.network().state_dict(),

@@ -15,7 +15,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from bench.api import BenchError
+from bench.core.api import BenchError
 from methods.safe_sora import mamba as mamba_mod
 from methods.safe_sora.mamba import (
     CHUNK,

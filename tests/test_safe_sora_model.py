@@ -8,8 +8,8 @@ import math
 import pytest
 import torch
 
-from bench.api import BenchError, Clip
-from bench.profiles import load_profile
+from bench.core.api import BenchError, Clip
+from bench.core.profiles import load_profile
 from methods.safe_sora.matching import canvas_from_patches
 from methods.safe_sora.model import (
     UNIT_FRAMES,

@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from bench.api import BenchError
+from bench.core.api import BenchError
 from methods.safe_sora.matching import (
     PatchMatcher,
     canvas_from_patches,

@@ -11,14 +11,14 @@ import pytest
 import torch
 from skimage.transform import resize as sk_resize
 
-from bench.api import BenchError, Clip, ClipError, Logo, Profile
+from bench.core.api import BenchError, Clip, ClipError, Logo, Profile
+from bench.core.video_io import write_video
 from bench.sources import generator as gen
 from bench.sources import load_prompts
 from bench.sources import logos as logo_module
 from bench.sources.folder import FolderSource
 from bench.sources.generator import GeneratedSource
 from bench.sources.logos import evaluation_logos, render_logo, training_logo
-from bench.video_io import write_video
 
 # small profile for speed; a non-square frame catches height / width mix-ups
 SMALL = Profile(name="test", frames=4, height=32, width=48, logo_size=32, fps=8.0)

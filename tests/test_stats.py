@@ -1,4 +1,4 @@
-"""bench.stats: bootstrap CIs and the paired test."""
+"""bench.core.stats: bootstrap CIs and the paired test."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from bench.stats import bootstrap_ci, paired_test
+from bench.core.stats import bootstrap_ci, paired_test
 
 
 def test_ci_contains_true_mean_of_a_large_normal_sample():

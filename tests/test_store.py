@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import torch
 
-from bench.results import atomic_write_bytes
-from bench.store import Cache, make_key, tensor_digest
+from bench.core.results import atomic_write_bytes
+from bench.core.store import Cache, make_key, tensor_digest
 
 
 def test_keys_are_stable_and_order_free_for_dicts():

@@ -8,11 +8,11 @@ import sys
 import pandas as pd
 import pytest
 
-from bench import report
-from bench.plan import format_plan, plan
-from bench.results import load_results
-from bench.runner import RunConfig, run
-from bench.timing import StageTimes, forward_seconds, timings_markdown, timings_table
+from bench.core.results import load_results
+from bench.core.timing import StageTimes, forward_seconds, timings_markdown, timings_table
+from bench.report import build as report
+from bench.run.plan import format_plan, plan
+from bench.run.runner import RunConfig, run
 
 
 def _config(tmp_path, **kw) -> RunConfig:

@@ -15,10 +15,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from bench.api import BenchError, Clip, Method, TrainableMethod
-from bench.checkpoints import load_checkpoint, load_into
-from bench.profiles import load_profile
-from bench.train import (
+from bench.core.api import BenchError, Clip, Method, TrainableMethod
+from bench.core.checkpoints import load_checkpoint, load_into
+from bench.core.profiles import load_profile
+from bench.train.loop import (
     VALIDATION_PROMPT_IDS,
     TrainingData,
     derive_seed,
@@ -400,7 +400,7 @@ def test_warm_start_continues_from_a_checkpoint_and_records_the_chain(tmp_path, 
 
 
 def test_warm_start_refuses_another_methods_weights(tmp_path, fast_data):
-    from bench.checkpoints import save_checkpoint
+    from bench.core.checkpoints import save_checkpoint
 
     other = save_checkpoint(tmp_path / "o.pt", {"w": torch.zeros(1)}, {"method": "udh"})
     with pytest.raises(BenchError, match="udh"):
@@ -452,8 +452,8 @@ def test_channels_last_keeps_values_and_conv_outputs():
     x = torch.rand(2, 3, 9, 9, generator=gen)
     ref = net[1](net[0](x)).detach()
     before = {k: v.clone() for k, v in net.state_dict().items()}
-    from bench.precision import to_channels_last
-    from bench.train import _contiguous
+    from bench.core.precision import to_channels_last
+    from bench.train.loop import _contiguous
 
     to_channels_last(net)
     assert net[0].weight.is_contiguous(memory_format=torch.channels_last)
@@ -486,7 +486,7 @@ def test_bf16_path_trains_records_precision_and_speed(tmp_path, fast_data):
 def test_overfit_mode_writes_under_the_cache_and_gives_a_verdict(tmp_path, fast_data,
                                                                    monkeypatch, capsys):
     from bench.__main__ import main
-    from bench.train_cli import _overfit_verdict
+    from bench.train.cli import _overfit_verdict
 
     out = train(TinyMethod, profile="tiny", steps=4, progress=False, overfit=True, frames=4)
     assert str(out).startswith(str(tmp_path / "cache"))
@@ -497,9 +497,9 @@ def test_overfit_mode_writes_under_the_cache_and_gives_a_verdict(tmp_path, fast_
     assert _overfit_verdict(out) == (0 if min(card["validation"]["w_psnr"],
                                               card["validation"]["v_psnr"]) >= 35 else 1)
     assert "overfit check" in capsys.readouterr().out
-    monkeypatch.setattr("bench.train_cli._overfit_verdict", lambda path: 1)
-    real_get = __import__("bench.registry", fromlist=["get"]).get
-    monkeypatch.setattr("bench.registry.get", lambda kind, name: TinyMethod
+    monkeypatch.setattr("bench.train.cli._overfit_verdict", lambda path: 1)
+    real_get = __import__("bench.core.registry", fromlist=["get"]).get
+    monkeypatch.setattr("bench.core.registry.get", lambda kind, name: TinyMethod
                         if name == "tiny-trainable" else real_get(kind, name))
     assert main(["train", "--method", "tiny-trainable", "--profile", "tiny", "--steps", "2",
                  "--overfit", "--quiet", "--frames", "4"]) == 1
@@ -531,7 +531,7 @@ def test_warm_in_processes_writes_what_one_process_renders():
 
 
 def test_bf16_is_the_default_only_where_it_is_native(monkeypatch):
-    import bench.train as train_module
+    import bench.train.loop as train_module
 
     monkeypatch.setattr(train_module, "native_bf16", lambda device: False)
     precision, note = train_module.default_precision({"precision": "bf16"}, "cpu")
@@ -543,7 +543,7 @@ def test_bf16_is_the_default_only_where_it_is_native(monkeypatch):
 
 def test_an_emulated_bf16_default_trains_in_fp32_and_the_card_says_so(tmp_path, fast_data,
                                                                      monkeypatch):
-    import bench.train as train_module
+    import bench.train.loop as train_module
 
     monkeypatch.setattr(train_module, "native_bf16", lambda device: False)
     monkeypatch.setitem(TinyMethod.train_defaults, "precision", "bf16")
@@ -558,13 +558,13 @@ def test_bench_train_writes_into_the_user_data_folder_not_the_packages(tmp_path,
                                                                       monkeypatch, capsys):
     """`bench train` without --out: ``$SAFESORA_BENCH_DATA/checkpoints``; the final message
     names the file and the `bench run --checkpoint` that uses it."""
-    from bench import checkpoints
     from bench.__main__ import main
+    from bench.core import checkpoints
 
     data = tmp_path / "user-data"
     monkeypatch.setenv("SAFESORA_BENCH_DATA", str(data))
-    real_get = __import__("bench.registry", fromlist=["get"]).get
-    monkeypatch.setattr("bench.registry.get", lambda kind, name: TinyMethod
+    real_get = __import__("bench.core.registry", fromlist=["get"]).get
+    monkeypatch.setattr("bench.core.registry.get", lambda kind, name: TinyMethod
                         if name == "tiny-trainable" else real_get(kind, name))
     shipped = checkpoints.checkpoint_path(TinyMethod, "tiny")
     assert main(["train", "--method", "tiny-trainable", "--profile", "tiny", "--steps", "2",

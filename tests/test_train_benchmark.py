@@ -13,11 +13,11 @@ from __future__ import annotations
 import pytest
 import torch
 
-from bench import registry
-from bench.api import TrainableMethod
-from bench.precision import to_channels_last
-from bench.profiles import load_profile
-from bench.train import _training_attacks
+from bench.core import registry
+from bench.core.api import TrainableMethod
+from bench.core.precision import to_channels_last
+from bench.core.profiles import load_profile
+from bench.train.loop import _training_attacks
 
 BASELINES = ("balujanet", "udh", "pusnet", "safe-sd", "wengnet")
 PROFILE = load_profile("default")

@@ -11,10 +11,10 @@ import pytest
 import torch
 from test_train import TinyMethod, fast_data  # noqa: F401  (fixture)
 
-from bench.api import BenchError
-from bench.campaign import campaign, campaign_methods, planned_steps
-from bench.checkpoints import card_curve, load_checkpoint, shift_curve
-from bench.train import plateau_stop, state_path, train
+from bench.core.api import BenchError
+from bench.core.checkpoints import card_curve, load_checkpoint, shift_curve
+from bench.train.campaign import campaign, campaign_methods, planned_steps
+from bench.train.loop import plateau_stop, state_path, train
 
 SETTINGS = dict(profile="tiny", progress=False, workers=0)
 pytestmark = pytest.mark.usefixtures("fast_data")
@@ -38,7 +38,7 @@ def test_plateau_rule_against_hand_computed_windows():
 
 def test_plateau_stop_ends_the_run_and_its_command_reproduces_it(tmp_path,
                                                                   monkeypatch):
-    monkeypatch.setattr("bench.train.PLATEAU_MIN_STEPS", 0)
+    monkeypatch.setattr("bench.train.loop.PLATEAU_MIN_STEPS", 0)
     # 100 dB of gain is never reached: the first validation with one before the window stops
     out = train(TinyMethod, steps=20, out=tmp_path / "a.pt", validate_every=2,
                 plateau_db=100.0, **SETTINGS)
@@ -134,7 +134,7 @@ def test_planned_steps_closed_form():
 
 def test_campaign_trains_each_in_turn_records_failures_and_resumes(tmp_path,
                                                                    monkeypatch):
-    import bench.registry as registry
+    import bench.core.registry as registry
 
     class Broken(TinyMethod):
         name = "tiny-broken"

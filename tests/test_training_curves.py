@@ -7,8 +7,8 @@ import math
 import pandas as pd
 from test_report import make_results, write_manifest
 
-from bench import report
-from bench.training_curves import MAX_CURVES_PER_AXES, curves_figure, curves_table
+from bench.report import build as report
+from bench.report.training_curves import MAX_CURVES_PER_AXES, curves_figure, curves_table
 
 
 def _curve(n: int, start: float) -> list[dict]:

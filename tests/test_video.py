@@ -1,12 +1,12 @@
-"""The shared 8-bit conversions and video shape checks (bench/video.py)."""
+"""The shared 8-bit conversions and video shape checks (bench/core/video.py)."""
 
 from __future__ import annotations
 
 import pytest
 import torch
 
-from bench.api import BenchError
-from bench.video import check_video, from_uint8, pad_to_even, quantise, to_uint8
+from bench.core.api import BenchError
+from bench.core.video import check_video, from_uint8, pad_to_even, quantise, to_uint8
 
 
 def test_8bit_round_trip_clamps_and_rounds_to_the_nearest_level():

@@ -1,4 +1,4 @@
-"""bench.video_io: round trips against numpy references and clear errors on bad files."""
+"""bench.core.video_io: round trips against numpy references and clear errors on bad files."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 import torch
 
-from bench.api import BenchError
-from bench.video_io import VideoReader, read_video, write_video
+from bench.core.api import BenchError
+from bench.core.video_io import VideoReader, read_video, write_video
 
 
 def smooth_video(frames: int, height: int, width: int) -> np.ndarray:

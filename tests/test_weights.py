@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from bench import weights
+from bench.core import weights
 
 
 @pytest.fixture()
@@ -126,7 +126,7 @@ def test_display_path_names_places_any_reader_can_follow(tmp_path, monkeypatch):
     import sysconfig
     from pathlib import Path
 
-    from bench.weights import display_path
+    from bench.core.weights import display_path
 
     repo = Path(__file__).resolve().parents[1]
     assert display_path(repo / "baselines" / "checkpoints" / "udh-default.pt") == \

@@ -2,7 +2,8 @@
 
 ``prompts.txt`` holds the 100 evaluation prompts (ids ``p000``..``p099``) and
 ``training_prompts.txt`` 200 disjoint training prompts (``t000``..``t199``), one per line as
-``id<TAB>prompt``. Ids are stable: results are keyed by them.
+``id<TAB>prompt``. Ids are stable: results are keyed by them. The subpackage imports
+``bench.core`` only (tests/test_architecture.py).
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from __future__ import annotations
 from functools import lru_cache
 from pathlib import Path
 
-from bench.api import BenchError
+from bench.core.api import BenchError
 
 PROMPT_FILES = {"eval": "prompts.txt", "train": "training_prompts.txt"}
 

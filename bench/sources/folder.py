@@ -18,9 +18,9 @@ from typing import Iterator, Optional
 import numpy as np
 import torch
 
-from bench.api import BenchError, Clip, ClipError, Profile, Source
-from bench.video import from_uint8
-from bench.video_io import VideoReader
+from bench.core.api import BenchError, Clip, ClipError, Profile, Source
+from bench.core.video import from_uint8
+from bench.core.video_io import VideoReader
 
 __all__ = ["FolderSource", "MANIFEST_NAME", "read_clip_frames"]
 

@@ -34,11 +34,11 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from bench.api import BenchError, Clip, Profile, Source
-from bench.seeding import text_seed
+from bench.core.api import BenchError, Clip, Profile, Source
+from bench.core.seeding import text_seed
+from bench.core.video import from_uint8
+from bench.core.video_io import VideoReader
 from bench.sources import load_prompts
-from bench.video import from_uint8
-from bench.video_io import VideoReader
 
 __all__ = ["GeneratedSource", "render_clip", "FOOTAGE", "PHOTOS", "MAX_CACHED_FRAMES",
            "MAX_SHORT_SIDE"]

@@ -29,8 +29,8 @@ from matplotlib.path import Path as MplPath
 from matplotlib.textpath import TextPath
 from matplotlib.transforms import Affine2D
 
-from bench.api import BenchError, Logo
-from bench.seeding import text_seed
+from bench.core.api import BenchError, Logo
+from bench.core.seeding import text_seed
 
 __all__ = ["EVAL_LOGO_COUNT", "evaluation_logo", "evaluation_logos", "render_logo", "training_logo",
            "training_logo_id"]

@@ -15,7 +15,7 @@ from typing import Optional
 import torch
 from torch import nn
 
-from bench.api import BenchError
+from bench.core.api import BenchError
 from methods.safe_sora.recovery import reassemble
 
 

@@ -36,8 +36,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from bench.api import BenchError, Clip, Profile, TrainableMethod
-from bench.reference import PAPER_ABLATION_NAMES
+from bench.core.api import BenchError, Clip, Profile, TrainableMethod
+from bench.core.reference import PAPER_ABLATION_NAMES
 from methods.safe_sora.embedder import HEAD_INIT_STD, Embedder
 from methods.safe_sora.extractor import Extractor
 from methods.safe_sora.matching import (
@@ -197,7 +197,7 @@ class SafeSora(TrainableMethod):
         self._extracted: Optional[torch.Tensor] = None
         self.checkpoint = None
         if checkpoint is not None:
-            from bench.checkpoints import load_into
+            from bench.core.checkpoints import load_into
 
             load_into(self, checkpoint)
 
@@ -334,7 +334,7 @@ class SafeSora(TrainableMethod):
 
 def _variant(slug: str, **flags) -> type[SafeSora]:
     """A registered ablation variant: the same code with one switch off; its label is the
-    paper's row name (bench.reference.PAPER_ABLATION_NAMES)."""
+    paper's row name (bench.core.reference.PAPER_ABLATION_NAMES)."""
     label = PAPER_ABLATION_NAMES[f"safe-sora/{slug}"]
     cls = type(f"SafeSora_{slug.replace('-', '_')}", (SafeSora,), {
         "name": f"safe-sora/{slug}", "flags": flags, "paper_variant": label,

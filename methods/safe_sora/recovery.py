@@ -13,7 +13,7 @@ import math
 
 import torch
 
-from bench.api import BenchError
+from bench.core.api import BenchError
 
 
 def _order(confidence: list[float]) -> list[int]:

@@ -11,7 +11,7 @@ import functools
 
 import torch
 
-from bench.api import BenchError
+from bench.core.api import BenchError
 from methods.safe_sora.wavelet import SUBBANDS_3D
 
 

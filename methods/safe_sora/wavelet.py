@@ -23,7 +23,7 @@ import warnings
 import torch
 from torch import nn
 
-from bench.api import BenchError
+from bench.core.api import BenchError
 
 with warnings.catch_warnings():  # pytorch-wavelets imports the deprecated pkg_resources
     warnings.simplefilter("ignore")

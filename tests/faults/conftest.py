@@ -110,12 +110,12 @@ class FakeI3D:
 
 
 def patch_i3d(monkeypatch) -> None:
-    import bench.fvd
-    import bench.i3d
+    import bench.metrics.fvd
+    import bench.metrics.i3d
 
-    monkeypatch.setattr(bench.i3d, "I3DFeatures", FakeI3D)
-    monkeypatch.setattr(bench.i3d, "load_i3d", lambda device="cpu": None)
-    monkeypatch.setattr(bench.fvd, "bootstrap_fvd", lambda a, b, seed=0: (0.0, 0.0))
+    monkeypatch.setattr(bench.metrics.i3d, "I3DFeatures", FakeI3D)
+    monkeypatch.setattr(bench.metrics.i3d, "load_i3d", lambda device="cpu": None)
+    monkeypatch.setattr(bench.metrics.fvd, "bootstrap_fvd", lambda a, b, seed=0: (0.0, 0.0))
 
 
 @pytest.fixture
@@ -124,7 +124,7 @@ def fake_i3d(monkeypatch):
 
 
 def config(out, cache, fvd: bool = False, **kw):
-    from bench.runner import RunConfig
+    from bench.run.runner import RunConfig
 
     base = dict(methods="identity,dct-qim", attacks="identity,blur", profile="tiny", limit=2,
                 out=out, cache_dir=cache, progress=False, fvd=fvd)
@@ -160,8 +160,8 @@ class CleanRun:
 @pytest.fixture(scope="session")
 def clean(tmp_path_factory) -> CleanRun:
     """One uninterrupted run (FVD from the stand-in I3D); its cache is copied by tests."""
-    from bench.results import load_results
-    from bench.runner import run
+    from bench.core.results import load_results
+    from bench.run.runner import run
 
     base = tmp_path_factory.mktemp("clean")
     with pytest.MonkeyPatch.context() as mp:

@@ -14,8 +14,8 @@ import pytest
 import torch
 
 from bench.__main__ import main
-from bench.results import load_results
-from bench.runner import run
+from bench.core.results import load_results
+from bench.run.runner import run
 
 
 def _entries(cache):
@@ -117,9 +117,9 @@ def test_damaged_cache_entries_are_recomputed(tmp_path, clean, faults, fake_i3d,
 
 
 def test_disk_full_cache_rows_still_written(tmp_path, clean, faults, run_config, monkeypatch):
-    import bench.store
+    import bench.core.store
 
-    real = bench.store.atomic_write_bytes
+    real = bench.core.store.atomic_write_bytes
     failed = []
 
     def full(path, data):
@@ -129,7 +129,7 @@ def test_disk_full_cache_rows_still_written(tmp_path, clean, faults, run_config,
         failed.append(None)
         real(path, data)
 
-    monkeypatch.setattr(bench.store, "atomic_write_bytes", full)
+    monkeypatch.setattr(bench.core.store, "atomic_write_bytes", full)
     cache = tmp_path / "cache"
     small = dict(methods="dct-qim", limit=1)  # a part of the clean run, to keep it short
     expected = clean.rows[(clean.rows["method"] == "dct-qim")
@@ -139,7 +139,7 @@ def test_disk_full_cache_rows_still_written(tmp_path, clean, faults, run_config,
     with faults.inject("disk full on cache writes", len(lost_writes)):
         assert summary.cache_write_errors == len(lost_writes) > 0
         assert faults.compare(expected, load_results(summary.out).rows) == 0
-        monkeypatch.setattr(bench.store, "atomic_write_bytes", real)
+        monkeypatch.setattr(bench.core.store, "atomic_write_bytes", real)
         again = run(run_config(tmp_path / "out", cache, **small))  # space again
         assert again.cache_write_errors == 0
         assert faults.compare(expected, load_results(again.out).rows) == 0

@@ -11,9 +11,9 @@ import pytest
 import torch
 
 from bench.__main__ import main
-from bench.results import load_results
-from bench.runner import run
-from bench.video_io import write_video
+from bench.core.results import load_results
+from bench.core.video_io import write_video
+from bench.run.runner import run
 
 
 def _frames(n, h, w, seed=0):

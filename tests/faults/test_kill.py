@@ -9,7 +9,7 @@ import signal
 import subprocess
 import time
 
-from bench.results import incomplete, load_results
+from bench.core.results import incomplete, load_results
 
 KILLS = int(os.environ.get("FAULT_KILLS", "3"))
 

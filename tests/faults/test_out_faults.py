@@ -9,7 +9,7 @@ import os
 import pytest
 
 from bench.__main__ import main
-from bench.results import incomplete, load_results
+from bench.core.results import incomplete, load_results
 
 
 def _enospc(path):
@@ -18,9 +18,9 @@ def _enospc(path):
 
 def test_disk_full_on_results_then_resume(tmp_path, clean, faults, cli_run, monkeypatch,
                                           capsys):
-    import bench.results
+    import bench.core.results
 
-    real = bench.results.atomic_write_bytes
+    real = bench.core.results.atomic_write_bytes
     writes = []
 
     def full_after_first_clip(path, data):
@@ -31,13 +31,13 @@ def test_disk_full_on_results_then_resume(tmp_path, clean, faults, cli_run, monk
         real(path, data)
 
     out, cache = tmp_path / "out", tmp_path / "cache"
-    monkeypatch.setattr(bench.results, "atomic_write_bytes", full_after_first_clip)
+    monkeypatch.setattr(bench.core.results, "atomic_write_bytes", full_after_first_clip)
     with faults.inject("disk full on the results folder"):
         assert main(cli_run(out, cache)[3:]) == 2
         err = capsys.readouterr().err
         assert "No space left on device" in err and "rerun" in err
         assert incomplete(load_results(out))  # one clip's rows, not marked finished
-        monkeypatch.setattr(bench.results, "atomic_write_bytes", real)
+        monkeypatch.setattr(bench.core.results, "atomic_write_bytes", real)
         assert main(cli_run(out, cache)[3:]) == 0
         assert faults.compare(clean.rows, load_results(out).rows) == 0
 
@@ -70,7 +70,7 @@ def test_unusable_out_paths(tmp_path, clean, faults, cli_run, capsys, case):
 def test_disk_full_on_report_and_compare_json(tmp_path, clean, faults, monkeypatch, capsys):
     import pathlib
 
-    import bench.results
+    import bench.core.results
 
     def full(self, *args, **kwargs):
         raise _enospc(self)
@@ -82,7 +82,7 @@ def test_disk_full_on_report_and_compare_json(tmp_path, clean, faults, monkeypat
         monkeypatch.undo()
     (tmp_path / "v").mkdir()
     with faults.inject("disk full writing compare --json"):
-        monkeypatch.setattr(bench.results, "atomic_write_bytes",
+        monkeypatch.setattr(bench.core.results, "atomic_write_bytes",
                             lambda path, data: (_ for _ in ()).throw(_enospc(path)))
         assert main(["compare", "--reference", str(tmp_path / "v"), "--candidate",
                      str(tmp_path / "v"), "--json", str(tmp_path / "c.json")]) == 2

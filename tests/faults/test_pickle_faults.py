@@ -10,7 +10,7 @@ import pickle
 import pytest
 import torch
 
-from bench.api import BenchError
+from bench.core.api import BenchError
 
 
 class _Payload:
@@ -37,7 +37,7 @@ def test_the_payload_is_live(tmp_path):
 
 
 def _cache_site(tmp_path, path):
-    from bench.store import Cache, make_key
+    from bench.core.store import Cache, make_key
 
     cache = Cache(tmp_path / "cache")
     key = make_key("k")
@@ -49,21 +49,21 @@ def _cache_site(tmp_path, path):
 
 
 def _checkpoint_site(tmp_path, path):
-    from bench.checkpoints import load_checkpoint
+    from bench.core.checkpoints import load_checkpoint
 
     with pytest.raises(BenchError, match="weights-only"):
         load_checkpoint(path)
 
 
 def _training_state_site(tmp_path, path):
-    from bench.train import _load_state
+    from bench.train.loop import _load_state
 
     with pytest.raises(BenchError, match="cannot be read"):
         _load_state(path, None)
 
 
 def _lpips_sites(tmp_path, path, monkeypatch):
-    import bench.metrics as m
+    import bench.metrics.lpips as m
 
     monkeypatch.setattr(m, "alexnet_path", lambda: path)
     with pytest.raises(m.LpipsUnavailable, match="cannot read"):
@@ -95,7 +95,7 @@ def test_malicious_lpips_weights_are_refused(tmp_path, faults, monkeypatch):
 
 
 def test_malicious_i3d_weights_are_refused(tmp_path, faults):
-    from bench.i3d import load_i3d, load_numpy_pickle
+    from bench.metrics.i3d import load_i3d, load_numpy_pickle
 
     marker = tmp_path / "ran"
     path = tmp_path / "i3d.pkl"
@@ -112,8 +112,8 @@ def test_malicious_cache_entry_in_a_run(tmp_path, clean, faults, run_config):
     """A watermarked-video entry replaced by a pickle payload: rejected, recomputed."""
     import shutil
 
-    from bench.results import load_results
-    from bench.runner import run
+    from bench.core.results import load_results
+    from bench.run.runner import run
 
     marker = tmp_path / "ran"
     cache = shutil.copytree(clean.cache, tmp_path / "cache")

@@ -1,0 +1,113 @@
+"""``bench run --dry-run``: the size of a run's matrix and an estimate of its cold-cache time.
+
+Nothing is written: the methods and attacks are built and checked as a run would, then the
+first cover clip is embedded and extracted once per method, every attack setting is applied
+once to it and the row metrics scored once. The estimate multiplies those timings by the
+matrix (every setting for the profile's first ``curve_videos`` videos, the first setting of
+each attack entry for the others); I3D/FVD and cache I/O are not included. It is a one-clip
+measurement, so expect the real run to differ by tens of percent.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+from tabulate import tabulate
+
+from bench import metrics
+from bench.core.api import ClipError
+from bench.run.runner import MissingMethod, RunConfig, Runner, as_8bit, score_metrics
+
+
+def _timed(fn) -> float:
+    start = time.perf_counter()
+    with torch.no_grad():
+        fn()
+    return time.perf_counter() - start
+
+
+def plan(config: RunConfig) -> dict:
+    """The matrix of ``config`` and per-part timings of one clip (seconds)."""
+    with tempfile.TemporaryDirectory() as scratch:
+        runner = Runner(dataclasses.replace(config, out=Path(scratch) / "out", cache_dir=None,
+                                            progress=False, fvd=False))
+        clips = len(runner.source)
+        curve = min(clips, runner.profile.curve_videos) if runner.profile.curve_videos > 0 \
+            else clips
+        settings = {"curve": len(runner.attacks), "other": len(runner.paper_attacks)}
+        per_method = curve * settings["curve"] + (clips - curve) * settings["other"]
+        methods = [m for m in runner.methods if not isinstance(m, MissingMethod)]
+        first = next(iter(runner.source), None)
+        timings = {"source": 0.0, "methods": {}, "attacks": {}, "metrics": 0.0}
+        if first is not None and not isinstance(first, ClipError):
+            timings["source"] = _clip_seconds(runner)
+            clip = as_8bit(first)
+            logo = runner._logo_for(0)
+            video = clip.frames
+            frames, image = clip.frames[None], logo.image[None]
+            for method in methods:
+                embed = _timed(lambda m=method: m.embed(frames, image, [clip]))
+                with torch.no_grad():
+                    marked = method.embed(frames, image, [clip])[0].clamp(0, 1)
+                extract = _timed(lambda m=method, v=marked: m.extract(v[None]))
+                timings["methods"][method.name] = {"embed": embed, "extract": extract}
+                video = marked
+            gen = torch.Generator().manual_seed(0)
+            for attack in runner.attacks:
+                timings["attacks"][attack.canonical] = _timed(lambda a=attack: a(video, gen))
+            inputs = metrics.video_inputs(video, clip.frames)
+            timings["metrics"] = _timed(lambda: score_metrics(runner.video_metrics, inputs))
+    return {"clips": clips, "curve_videos": curve, "settings": settings,
+            "methods": [m.name for m in runner.methods],
+            "unavailable": {m.name: m.reason for m in runner.methods
+                            if isinstance(m, MissingMethod)},
+            "rows": per_method * len(runner.methods), "rows_per_method": per_method,
+            "timings": timings, "estimate_s": _estimate(timings, clips, curve, runner)}
+
+
+def _clip_seconds(runner: Runner) -> float:
+    """Seconds to produce one cover clip (a second one, so the first's setup is not counted)."""
+    start = time.perf_counter()
+    clips = iter(runner.source)
+    next(clips, None)
+    return time.perf_counter() - start
+
+
+def _estimate(timings: dict, clips: int, curve: int, runner: Runner) -> float:
+    attacks = timings["attacks"]
+    every = sum(attacks.values())
+    firsts = sum(attacks.get(a.canonical, 0.0) for a in runner.paper_attacks)
+    per_row_count = curve * len(runner.attacks) + (clips - curve) * len(runner.paper_attacks)
+    total = clips * timings["source"]
+    for cost in timings["methods"].values():
+        total += clips * (cost["embed"] + timings["metrics"])
+        total += per_row_count * cost["extract"]
+        total += curve * every + (clips - curve) * firsts
+    return total
+
+
+def format_plan(result: dict) -> str:
+    """The dry run's report: the matrix, the one-clip timings and the estimate."""
+    settings = result["settings"]
+    lines = [f"{result['clips']} videos x {len(result['methods'])} methods: "
+             f"{result['rows']:,} rows ({result['rows_per_method']:,} per method; every one of "
+             f"the {settings['curve']} attack settings for the first {result['curve_videos']} "
+             f"videos, {settings['other']} for the others)"]
+    for name, reason in result["unavailable"].items():
+        lines.append(f"  {name}: unavailable ({reason})")
+    t = result["timings"]
+    body = [[m, f"{c['embed']:.3f}", f"{c['extract']:.3f}"] for m, c in t["methods"].items()]
+    if body:
+        lines += ["", "one clip, seconds:",
+                  tabulate(body, headers=["method", "embed", "extract"], tablefmt="github"),
+                  f"render a clip {t['source']:.3f} s; video metrics {t['metrics']:.3f} s; "
+                  f"attacks, all {len(t['attacks'])} settings once "
+                  f"{sum(t['attacks'].values()):.3f} s"]
+    minutes = result["estimate_s"] / 60
+    lines += ["", f"estimate for an empty cache: {minutes:.1f} min (I3D/FVD and cache I/O not "
+                  "included; from one clip, expect tens of percent either way)"]
+    return "\n".join(lines)
