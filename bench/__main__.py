@@ -85,22 +85,26 @@ def _checkpoint_args(values: list[str] | None) -> dict[str, str]:
 
 
 def _cmd_run(args) -> int:
-    from bench.run.runner import RunConfig, run
+    from bench.run.executors import execute
+    from bench.run.runner import RunConfig
 
     if args.limit is not None and args.limit <= 0:
         raise BenchError("--limit must be a positive number of prompts")
+    if args.address is not None and args.executor != "ray":
+        raise BenchError("--address is for --executor ray")
     config = RunConfig(methods=args.methods, attacks=args.attacks, profile=args.profile,
                        source=args.source, limit=args.limit, out=Path(args.out), seed=args.seed,
                        device=args.device, cache_dir=None if args.no_cache else
                        (Path(args.cache) if args.cache else RunConfig().cache_dir),
                        progress=not args.quiet, fvd=not args.no_fvd,
-                       checkpoints=_checkpoint_args(args.checkpoint), precision=args.precision)
+                       checkpoints=_checkpoint_args(args.checkpoint), precision=args.precision,
+                       executor=args.executor, address=args.address)
     if args.dry_run:
         from bench.run.plan import format_plan, plan
 
         print(format_plan(plan(config)))
         return 0
-    summary = run(config)
+    summary = execute(config)
     cache = f"{summary.computed_rows} computed, the rest from the cache"
     if summary.rejected_cache_entries:
         cache += (f"; {summary.rejected_cache_entries} unusable cache entr"
@@ -184,6 +188,12 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--precision", default="fp32", choices=["fp32", "bf16"],
                    help="the methods' forward passes: fp32 (the reference) or bf16 autocast "
                         "with channels_last (part of each row's cache key)")
+    q.add_argument("--executor", default="serial", choices=["serial", "ray"],
+                   help="serial (this process) or ray (one Ray actor per method; "
+                        "pip install -e '.[ray]')")
+    q.add_argument("--address", default=None,
+                   help="with --executor ray: auto or HOST:PORT of a running Ray cluster "
+                        "(default: start a local one)")
     q.add_argument("--dry-run", action="store_true",
                    help="print the matrix's size and a time estimate from one clip; run nothing")
     q.add_argument("--no-fvd", action="store_true",

@@ -37,6 +37,18 @@ class StageTimes:
     def count(self, name: str, n: int = 1) -> None:
         self.counts[name] = self.counts.get(name, 0) + int(n)
 
+    def raw(self) -> tuple[dict, dict, dict]:
+        """``(seconds, calls, counts)``: what ``merge`` takes (from another process)."""
+        return dict(self.seconds), dict(self.calls), dict(self.counts)
+
+    def merge(self, raw: tuple[dict, dict, dict]) -> None:
+        """Add another StageTimes' ``raw()`` to this one."""
+        seconds, calls, counts = raw
+        for name, value in seconds.items():
+            self.add(name, value, calls.get(name, 0))
+        for name, n in counts.items():
+            self.count(name, n)
+
     def as_dict(self) -> dict:
         """``{"stages": {name: {"s": seconds, "calls": n}}, "counts": {...}}``, stages by
         decreasing time."""

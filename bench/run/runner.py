@@ -86,6 +86,10 @@ class RunConfig:
     checkpoints: dict = field(default_factory=dict)
     #: the methods' forward passes: ``fp32`` (the reference) or ``bf16`` (bench.core.precision)
     precision: str = "fp32"
+    #: ``serial`` (this process) or ``ray`` (one Ray actor per method, bench.run.executors)
+    executor: str = "serial"
+    #: the Ray cluster: ``None`` (a local one), ``auto`` or ``HOST:PORT``
+    address: Optional[str] = None
 
 
 @dataclass
@@ -570,22 +574,12 @@ class Runner:
         ok_videos: dict[str, int] = {m.name: 0 for m in self.methods}
         for index, clip in self._timed_source():
             clips += 1
-            for method in self.methods:
-                before = self.computed
-                if isinstance(method, MissingMethod):
-                    rows = self._error_rows(index, getattr(clip, "id", "?"),
-                                            self._logo_for(index), method, method.reason,
-                                            status=method.status)
-                elif isinstance(clip, ClipError):
-                    rows = self._error_rows(index, clip.id, self._logo_for(index), method,
-                                            clip.error)
-                else:
-                    rows = self._process(index, as_8bit(clip), method)
+            for method, rows, computed in self._clip_units(index, clip):
                 if not isinstance(method, MissingMethod) and any(
                         r["status"] != "error" for r in rows):
                     ok_videos[method.name] += 1
                 self.rows.extend(rows)
-                if self.computed == before and not isinstance(method, MissingMethod):
+                if computed == 0 and not isinstance(method, MissingMethod):
                     cached_units += 1
                     bar.total -= 1
                     bar.refresh()
@@ -612,6 +606,25 @@ class Runner:
         _write_out(write_manifest, out / "manifest.json", manifest)
         return RunSummary(out, len(self.rows), statuses, clips, self.computed, wall,
                           rejected, self.cache.write_errors)
+
+    def _unit(self, index: int, clip, method) -> list[dict]:
+        """The rows of one (clip, method) unit: computed, from the cache, or error rows."""
+        if isinstance(method, MissingMethod):
+            return self._error_rows(index, getattr(clip, "id", "?"), self._logo_for(index),
+                                    method, method.reason, status=method.status)
+        if isinstance(clip, ClipError):
+            return self._error_rows(index, clip.id, self._logo_for(index), method, clip.error)
+        return self._process(index, as_8bit(clip), method)
+
+    def _clip_units(self, index: int, clip) -> list[tuple]:
+        """``(method, rows, rows computed)`` for every method on this clip, in order (the
+        serial executor; ``bench.run.executors`` spreads them over workers)."""
+        out = []
+        for method in self.methods:
+            before = self.computed
+            rows = self._unit(index, clip, method)
+            out.append((method, rows, self.computed - before))
+        return out
 
     def _timed_source(self):
         """``(index, clip)`` of the source, the time spent producing each clip under the
@@ -793,6 +806,10 @@ def device_description(device: str) -> str:
 
 
 def run(config: RunConfig) -> RunSummary:
+    """Run ``config`` in this process (``bench.run.executors.execute`` picks the executor)."""
+    if config.executor != "serial":
+        raise BenchError(f"Runner runs the serial executor; executor {config.executor!r} goes "
+                         "through bench.run.executors.execute")
     return Runner(config).run()
 
 
