@@ -10,7 +10,7 @@ import pytest
 
 from bench.core.api import BenchError
 from bench.core.results import load_results
-from bench.run.executors import check_address, execute, ray_run
+from bench.run.executors import actor_resources, check_address, execute, ray_run
 from bench.run.runner import RunConfig, run
 
 TIMING_COLUMNS = ["embed_s", "extract_s"]
@@ -28,8 +28,9 @@ def _config(tmp_path, name: str, **kw) -> RunConfig:
 def test_ray_rows_equal_the_serial_rows(tmp_path):
     pytest.importorskip("ray")
     serial = run(_config(tmp_path, "serial"))
-    # its own empty cache: every ray row is computed by the actors, not read back
-    distributed = ray_run(_config(tmp_path, "ray", executor="ray"), num_cpus=2)
+    # its own empty cache: every ray row is computed by the actors, not read back; one CPU
+    # for two actors: they share it instead of one waiting forever for a CPU of its own
+    distributed = ray_run(_config(tmp_path, "ray", executor="ray"), num_cpus=1)
     assert distributed.computed_rows == serial.computed_rows == distributed.rows
     a = load_results(tmp_path / "serial")
     b = load_results(tmp_path / "ray")
@@ -62,3 +63,12 @@ def test_good_addresses_pass_the_check():
     assert check_address(None) is None
     assert check_address("auto") == "auto"
     assert check_address("head-node.example:6379") == "head-node.example:6379"
+
+
+def test_actor_resources_share_out_what_the_cluster_has():
+    assert actor_resources({"CPU": 16.0}, 4, 1, False) == (1.0, 0.0)
+    assert actor_resources({"CPU": 2.0}, 14, 1, False) == pytest.approx((2 / 14, 0.0))
+    assert actor_resources({"CPU": 8.0, "GPU": 1.0}, 4, 1, True) == (1.0, 0.25)
+    assert actor_resources({"CPU": 8.0, "GPU": 8.0}, 4, 1, True) == (1.0, 1.0)
+    with pytest.raises(BenchError, match="no GPU"):
+        actor_resources({"CPU": 8.0}, 2, 1, True)

@@ -62,6 +62,21 @@ def connect(address: Optional[str], num_cpus: Optional[int] = None):
     return ray, True
 
 
+def actor_resources(cluster: dict, actors: int, threads: int, cuda: bool) -> tuple[float, float]:
+    """(CPUs, GPUs) each of ``actors`` actors asks for: ``threads`` CPUs and one GPU, shared
+    out when the cluster has fewer (an actor holds its resources for its life, so asking for
+    more than there is would leave some actors unscheduled and the run waiting forever)."""
+    total_cpus = float(cluster.get("CPU", 1.0))
+    cpus = min(float(threads), total_cpus / max(actors, 1))
+    gpus = 0.0
+    if cuda:
+        total_gpus = float(cluster.get("GPU", 0.0))
+        if total_gpus <= 0:
+            raise BenchError("--device cuda with --executor ray: the Ray cluster has no GPU")
+        gpus = min(1.0, total_gpus / max(actors, 1))
+    return cpus, gpus
+
+
 class MethodWorker:
     """The body of a Ray actor: one method's serial runner."""
 
@@ -91,10 +106,11 @@ class RayRunner(Runner):
     def __init__(self, config: RunConfig, ray, threads_per_worker: int = 1):
         super().__init__(config)
         self.ray = ray
-        gpus = 1 if self.device.startswith("cuda") else 0
-        actor = ray.remote(num_cpus=threads_per_worker, num_gpus=gpus)(MethodWorker)
-        self.workers = {m.name: actor.remote(config, m.name, threads_per_worker)
-                        for m in self.methods if not isinstance(m, MissingMethod)}
+        names = [m.name for m in self.methods if not isinstance(m, MissingMethod)]
+        cpus, gpus = actor_resources(ray.cluster_resources(), len(names), threads_per_worker,
+                                     self.device.startswith("cuda"))
+        actor = ray.remote(num_cpus=cpus, num_gpus=gpus)(MethodWorker)
+        self.workers = {name: actor.remote(config, name, threads_per_worker) for name in names}
 
     def _clip_units(self, index: int, clip) -> list[tuple]:
         remote = {} if isinstance(clip, ClipError) else {
