@@ -62,13 +62,11 @@ class UDH(PerFrameImageMethod):
     """Cover-agnostic U-Net residual on the logo, added to every frame; per-frame reveal."""
 
     name = "udh"
-    version = "1"
+    version = "2"  # 2: the block logo mapping (baselines._common)
     description = "Universal Deep Hiding (cover-agnostic U-Net residual), per frame"
     train_defaults = {"lr": 1e-3, "betas": (0.5, 0.999), "weight_decay": 0.0,
                       "batch_size": 4, "frames": 2, "steps": 1500, "precision": "bf16"}
     train_attacks = ("identity",)
-    #: its committed checkpoint was trained on the bilinear mapping (see baselines._common)
-    logo_mapping = "bilinear"
 
     def build_network(self, profile: Profile) -> nn.Module:
         ngf, nhf = udh_widths(profile)
