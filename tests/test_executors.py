@@ -72,3 +72,15 @@ def test_actor_resources_share_out_what_the_cluster_has():
     assert actor_resources({"CPU": 8.0, "GPU": 8.0}, 4, 1, True) == (1.0, 1.0)
     with pytest.raises(BenchError, match="no GPU"):
         actor_resources({"CPU": 8.0}, 2, 1, True)
+
+
+def test_an_unreachable_address_is_a_clear_error_and_writes_nothing(tmp_path):
+    pytest.importorskip("ray")
+    import socket
+
+    with socket.socket() as sock:  # a port that was free a moment ago: nothing listens
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    with pytest.raises(BenchError, match=f"cannot reach the Ray cluster at 127.0.0.1:{port}"):
+        execute(_config(tmp_path, "run", executor="ray", address=f"127.0.0.1:{port}"))
+    assert not (tmp_path / "run").exists()

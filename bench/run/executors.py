@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
+import socket
 from typing import Optional
 
 from bench.core.api import BenchError, ClipError
@@ -43,11 +44,25 @@ def check_address(address: Optional[str]) -> Optional[str]:
                      f"{address!r}")
 
 
+def probe_address(address: str, timeout_s: float = 5.0) -> None:
+    """BenchError unless something accepts TCP connections at ``HOST:PORT`` within
+    ``timeout_s`` (Ray itself would retry an unreachable head for minutes)."""
+    host, _, port = address.rpartition(":")
+    try:
+        with socket.create_connection((host, int(port)), timeout=timeout_s):
+            pass
+    except OSError as exc:
+        raise BenchError(f"cannot reach the Ray cluster at {address}: {exc.strerror or exc} "
+                         f"(is `ray start --head --port={port}` running there?)") from exc
+
+
 def connect(address: Optional[str], num_cpus: Optional[int] = None):
     """Join the cluster at ``address`` (None: start a local one with ``num_cpus``); returns
     the ray module and whether this call started Ray (so the run shuts it down)."""
     ray = import_ray()
     check_address(address)
+    if address not in (None, "auto"):
+        probe_address(address)
     if ray.is_initialized():
         return ray, False
     try:
