@@ -46,7 +46,8 @@ def test_timings_table_and_markdown_from_a_manifest():
                                        "io": {"s": 0.5, "calls": 2}},
                             "counts": {"rows_computed": 8, "rows_cached": 0}}}
     table = timings_table(manifest)
-    assert [r["share"] for r in table] == pytest.approx([0.4, 0.1, 0.05])
+    assert [r["stage"] for r in table] == ["extract/m", "embed/m", "io", "(untimed)"]
+    assert [r["share"] for r in table] == pytest.approx([0.4, 0.1, 0.05, 0.45])
     text = timings_markdown(manifest)
     assert "wall / forward = 2.00" in text and "peak RSS 512 MB" in text
     assert "| extract/m" in text and "40.0%" in text

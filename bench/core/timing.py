@@ -70,18 +70,27 @@ TIMINGS_LEGEND = (
     "Wall seconds per stage of the run, summed over the run (one process; stages do not "
     "overlap). `embed/M` and `extract/M`: method M's own forward passes; `attack/A`: applying "
     "attack A; `metrics/*`: scoring; `source`: rendering or reading cover clips; `i3d`: FVD "
-    "features; `cache`: cache reads; `io`: writing rows.csv. Cached units cost only their "
-    "cache reads.")
+    "features; `fvd`: the Frechet distances and their bootstrap; `cache`: cache reads; `io`: "
+    "writing rows.csv and the figure samples; `(untimed)`: the wall time no stage covers. "
+    "Cached units cost only their cache reads.")
 
 
 def timings_table(manifest: dict) -> list[dict]:
-    """One record per stage of a manifest's ``timings``: stage, seconds, calls, share of the
-    run's wall time (NaN without ``wall_s``)."""
+    """One record per stage of a manifest's ``timings``, by decreasing time: stage, seconds,
+    calls, share of the run's wall time (NaN without ``wall_s``), then ``(untimed)``: the
+    wall time no stage covers."""
     stages = (manifest.get("timings") or {}).get("stages", {})
     wall = float(manifest.get("wall_s") or float("nan"))
-    return [{"stage": k, "seconds": float(v.get("s", 0.0)), "calls": int(v.get("calls", 0)),
-             "share": float(v.get("s", 0.0)) / wall if wall == wall and wall > 0
-             else float("nan")} for k, v in stages.items()]
+    records = [{"stage": k, "seconds": float(v.get("s", 0.0)), "calls": int(v.get("calls", 0))}
+               for k, v in stages.items()]
+    records.sort(key=lambda r: -r["seconds"])
+    if records and wall == wall:  # what no stage covers: bookkeeping, row assembly, ...
+        untimed = wall - sum(r["seconds"] for r in records)
+        records.append({"stage": "(untimed)", "seconds": max(untimed, 0.0), "calls": 0})
+    for record in records:
+        record["share"] = record["seconds"] / wall if wall == wall and wall > 0 \
+            else float("nan")
+    return records
 
 
 def timings_markdown(manifest: dict) -> str:

@@ -475,10 +475,12 @@ class Runner:
         row["metric_status"] = metric_status_text(status)
         if sample:
             mid = clip.frames.shape[0] // 2
-            write_sample(self.config.out, method.name, attack.canonical,
-                         cover=clip.frames[mid].numpy(), watermarked=embedded["video"][mid].numpy(),
-                         attacked=attacked[mid].numpy(), logo=logo.image.numpy(),
-                         recovered=recovered.numpy())
+            with self.times.stage("io"):
+                write_sample(self.config.out, method.name, attack.canonical,
+                             cover=clip.frames[mid].numpy(),
+                             watermarked=embedded["video"][mid].numpy(),
+                             attacked=attacked[mid].numpy(), logo=logo.image.numpy(),
+                             recovered=recovered.numpy())
         return row
 
     def _process(self, index: int, clip: Clip, method: Method) -> list[dict]:
@@ -591,7 +593,9 @@ class Runner:
                 _write_out(write_table, out / "rows.csv", self.rows, self.row_columns)
         bar.close()
         _write_out(write_table, out / "rows.csv", self.rows, self.row_columns)
-        _write_out(write_table, out / "sets.csv", self._set_rows(ok_videos), SET_COLUMNS)
+        with self.times.stage("fvd"):
+            set_rows = self._set_rows(ok_videos)
+        _write_out(write_table, out / "sets.csv", set_rows, SET_COLUMNS)
         statuses = {s: sum(r["status"] == s for r in self.rows) for s in ("ok", "unavailable",
                                                                           "error")}
         wall = time.perf_counter() - start
