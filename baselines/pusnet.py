@@ -189,13 +189,11 @@ class PUSNet(PerFrameImageMethod):
     """PUSNet's keyed hiding / recovery networks inside a sparse denoiser, per frame."""
 
     name = "pusnet"
-    version = "1"
+    version = "2"  # 2: the block logo mapping (baselines._common)
     description = "PUSNet: steganography hidden in a sparse denoising network (keyed weights)"
     train_defaults = {"lr": 3e-4, "betas": (0.5, 0.999), "weight_decay": 1e-5,
                       "batch_size": 2, "frames": 2, "steps": 2000, "precision": "bf16"}
     train_attacks = ("identity",)
-    #: its committed checkpoint was trained on the bilinear mapping (see baselines._common)
-    logo_mapping = "bilinear"
     train_crop = 0.5
     lambda_stego: ClassVar[float] = 1.0
     reveal_weight: ClassVar[float] = 0.75
