@@ -105,7 +105,7 @@ def _cmd_run(args) -> int:
         print(format_plan(plan(config)))
         return 0
     summary = execute(config)
-    cache = f"{summary.computed_rows} computed, the rest from the cache"
+    cache = f"{summary.computed_rows} computed, {summary.cached_rows} from the cache"
     if summary.rejected_cache_entries:
         cache += (f"; {summary.rejected_cache_entries} unusable cache entr"
                   f"{'y' if summary.rejected_cache_entries == 1 else 'ies'} recomputed")

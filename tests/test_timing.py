@@ -71,7 +71,8 @@ def test_run_records_stages_and_cached_units(tmp_path):
     assert csv.loc["extract/dct-qim", "calls"] == 8
     assert "## Where the time goes" in (tmp_path / "report" / "README.md").read_text()
 
-    run(_config(tmp_path))
+    rerun = run(_config(tmp_path))
+    assert rerun.cached_rows == first.rows and rerun.computed_rows == 0
     again = load_results(tmp_path / "out").manifest["timings"]
     assert again["counts"]["rows_cached"] == first.rows
     assert again["counts"]["units_cached"] == 2 * 2

@@ -104,6 +104,9 @@ class RunSummary:
     rejected_cache_entries: int = 0
     #: cache writes that failed (the rows are still in rows.csv; a rerun recomputes them)
     cache_write_errors: int = 0
+    #: rows read back from the cache (the others: computed, or rows of methods or clips that
+    #: could not run)
+    cached_rows: int = 0
 
 
 def row_seed(seed: int, video_id: str, attack_canonical: str) -> int:
@@ -609,7 +612,8 @@ class Runner:
                                "write_errors": self.cache.write_errors})
         _write_out(write_manifest, out / "manifest.json", manifest)
         return RunSummary(out, len(self.rows), statuses, clips, self.computed, wall,
-                          rejected, self.cache.write_errors)
+                          rejected, self.cache.write_errors,
+                          self.times.counts.get("rows_cached", 0))
 
     def _unit(self, index: int, clip, method) -> list[dict]:
         """The rows of one (clip, method) unit: computed, from the cache, or error rows."""
