@@ -23,11 +23,12 @@ from bench.core.api import ClipError
 from bench.run.runner import MissingMethod, RunConfig, Runner, as_8bit, score_metrics
 
 
-def _timed(fn) -> float:
+def _timed(fn) -> tuple[float, object]:
+    """``(seconds, fn())``, run without autograd."""
     start = time.perf_counter()
     with torch.no_grad():
-        fn()
-    return time.perf_counter() - start
+        out = fn()
+    return time.perf_counter() - start, out
 
 
 def plan(config: RunConfig) -> dict:
@@ -36,57 +37,49 @@ def plan(config: RunConfig) -> dict:
         runner = Runner(dataclasses.replace(config, out=Path(scratch) / "out", cache_dir=None,
                                             progress=False, fvd=False))
         clips = len(runner.source)
-        curve = min(clips, runner.profile.curve_videos) if runner.profile.curve_videos > 0 \
-            else clips
+        # the runner's own rule: which settings each video gets
+        per_video = [runner.attacks_for(i) for i in range(clips)]
+        curve = sum(attacks is runner.attacks for attacks in per_video)
         settings = {"curve": len(runner.attacks), "other": len(runner.paper_attacks)}
-        per_method = curve * settings["curve"] + (clips - curve) * settings["other"]
+        per_method = sum(len(attacks) for attacks in per_video)
         methods = [m for m in runner.methods if not isinstance(m, MissingMethod)]
-        first = next(iter(runner.source), None)
+        source_s, first = _timed(lambda: next(iter(runner.source), None))
         timings = {"source": 0.0, "methods": {}, "attacks": {}, "metrics": 0.0}
         if first is not None and not isinstance(first, ClipError):
-            timings["source"] = _clip_seconds(runner)
+            timings["source"] = source_s
             clip = as_8bit(first)
             logo = runner._logo_for(0)
             video = clip.frames
             frames, image = clip.frames[None], logo.image[None]
             for method in methods:
-                embed = _timed(lambda m=method: m.embed(frames, image, [clip]))
-                with torch.no_grad():
-                    marked = method.embed(frames, image, [clip])[0].clamp(0, 1)
-                extract = _timed(lambda m=method, v=marked: m.extract(v[None]))
+                embed, marked = _timed(lambda m=method: m.embed(frames, image, [clip]))
+                video = marked[0].float().clamp(0, 1)
+                extract, _ = _timed(lambda m=method, v=video: m.extract(v[None]))
                 timings["methods"][method.name] = {"embed": embed, "extract": extract}
-                video = marked
             gen = torch.Generator().manual_seed(0)
             for attack in runner.attacks:
-                timings["attacks"][attack.canonical] = _timed(lambda a=attack: a(video, gen))
+                timings["attacks"][attack.canonical], _ = _timed(lambda a=attack: a(video, gen))
             inputs = metrics.video_inputs(video, clip.frames)
-            timings["metrics"] = _timed(lambda: score_metrics(runner.video_metrics, inputs))
+            timings["metrics"], _ = _timed(
+                lambda: score_metrics(runner.video_metrics, inputs))
+    attack_s = sum(timings["attacks"].get(a.canonical, 0.0)
+                   for attacks in per_video for a in attacks)
     return {"clips": clips, "curve_videos": curve, "settings": settings,
             "methods": [m.name for m in runner.methods],
             "unavailable": {m.name: m.reason for m in runner.methods
                             if isinstance(m, MissingMethod)},
             "rows": per_method * len(runner.methods), "rows_per_method": per_method,
-            "timings": timings, "estimate_s": _estimate(timings, clips, curve, runner)}
+            "timings": timings,
+            "estimate_s": _estimate(timings, clips, per_method, attack_s)}
 
 
-def _clip_seconds(runner: Runner) -> float:
-    """Seconds to produce one cover clip (a second one, so the first's setup is not counted)."""
-    start = time.perf_counter()
-    clips = iter(runner.source)
-    next(clips, None)
-    return time.perf_counter() - start
-
-
-def _estimate(timings: dict, clips: int, curve: int, runner: Runner) -> float:
-    attacks = timings["attacks"]
-    every = sum(attacks.values())
-    firsts = sum(attacks.get(a.canonical, 0.0) for a in runner.paper_attacks)
-    per_row_count = curve * len(runner.attacks) + (clips - curve) * len(runner.paper_attacks)
+def _estimate(timings: dict, clips: int, rows_per_method: int, attack_s: float) -> float:
+    """Seconds for an empty cache: every clip rendered, and per method every clip embedded
+    and scored, every row extracted and every setting applied (``attack_s`` per method)."""
     total = clips * timings["source"]
     for cost in timings["methods"].values():
         total += clips * (cost["embed"] + timings["metrics"])
-        total += per_row_count * cost["extract"]
-        total += curve * every + (clips - curve) * firsts
+        total += rows_per_method * cost["extract"] + attack_s
     return total
 
 
