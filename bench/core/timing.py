@@ -12,6 +12,8 @@ import time
 from contextlib import contextmanager
 from typing import Iterator
 
+from tabulate import tabulate
+
 
 class StageTimes:
     """Accumulated wall seconds and calls per stage, plus plain counters."""
@@ -95,8 +97,6 @@ def timings_table(manifest: dict) -> list[dict]:
 
 def timings_markdown(manifest: dict) -> str:
     """The report's "where the time goes" section body."""
-    from tabulate import tabulate
-
     records = timings_table(manifest)
     if not records:
         return "This run's manifest has no per-stage timings (runs before they were recorded)."

@@ -29,6 +29,7 @@ from bench import metrics
 from bench.core import registry
 from bench.core.api import (
     METRIC_ERROR,
+    METRIC_OK,
     Attack,
     BenchError,
     Clip,
@@ -283,8 +284,9 @@ def _validate(out: torch.Tensor, shape: tuple, what: str) -> None:
 #: row fields that identify a row: a cached row must carry exactly the expected ones
 ROW_ID_KEYS = ("video_id", "logo_id", "method", "method_version", "attack", "attack_version",
                "attack_params", "seed")
-#: what is cached with a watermarked video: embed time, patch positions, video metrics
-EMBED_KEYS = ("embed_s", "positions", "metrics", "metric_status")
+#: what an embed's cache entry must hold (its video metrics, ``metrics`` and
+#: ``metric_status``, are checked apart: missing ones are computed from the cached video)
+EMBED_KEYS = ("embed_s", "positions")
 #: bump when the row schema changes (invalidates cached rows, not watermarked videos)
 ROW_SCHEMA = "2"  # 2: per-metric status in metric_status; unavailable metrics keep rows ok
 
@@ -319,7 +321,7 @@ def score_metrics(chosen: list, inputs: MetricInputs) -> tuple[dict, dict]:
         except Exception as exc:  # a broken (plugin) metric must not stop the run
             result = MetricValue(math.nan, _describe(exc), METRIC_ERROR)
         values[metric.column] = float(result.value)
-        if result.status != "ok":
+        if result.status != METRIC_OK:
             status[metric.column] = {"status": result.status, "reason": result.reason}
     return values, status
 
@@ -398,7 +400,7 @@ class Runner:
         whose metrics were computed for another set of metrics is scored again, not embedded
         again."""
         stored = self._cached_video(key, tuple(clip.frames.shape))
-        info = self.cache.get_json("watermarked", key, EMBED_KEYS[:2], _embed_info_valid)
+        info = self.cache.get_json("watermarked", key, EMBED_KEYS, _embed_info_valid)
         if stored is not None and info is not None:
             video = _from_8bit(stored["video"])
             if not self._scored(info):
