@@ -8,8 +8,7 @@ repeating the last row / column) and writes it atomically.
 
 from __future__ import annotations
 
-import os
-import tempfile
+import io
 from fractions import Fraction
 from pathlib import Path
 from typing import Iterator, Optional
@@ -19,6 +18,7 @@ import numpy as np
 import torch
 
 from bench.core.api import BenchError
+from bench.core.results import atomic_write_bytes
 from bench.core.video import from_uint8, pad_to_even, to_uint8
 
 __all__ = ["VideoReader", "read_video", "write_video"]
@@ -146,24 +146,17 @@ def write_video(path: str | Path, frames: torch.Tensor, fps: float, crf: int = 0
     if not 0 <= int(crf) <= 51:
         raise BenchError(f"write_video: crf must be in 0..51, got {crf}")
     arrays = _to_uint8_frames(frames)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        with av.open(tmp_name, mode="w", format="mp4") as container:
-            stream = container.add_stream("libx264", rate=Fraction(fps).limit_denominator(1001))
-            stream.width, stream.height = arrays.shape[2], arrays.shape[1]
-            stream.pix_fmt = "yuv420p"
-            stream.options = {"crf": str(int(crf)), "preset": preset}
-            for array in arrays:
-                frame = av.VideoFrame.from_ndarray(array, format="rgb24")
-                for packet in stream.encode(frame):
-                    container.mux(packet)
-            for packet in stream.encode():
+    buffer = io.BytesIO()
+    with av.open(buffer, mode="w", format="mp4") as container:
+        stream = container.add_stream("libx264", rate=Fraction(fps).limit_denominator(1001))
+        stream.width, stream.height = arrays.shape[2], arrays.shape[1]
+        stream.pix_fmt = "yuv420p"
+        stream.options = {"crf": str(int(crf)), "preset": preset}
+        for array in arrays:
+            frame = av.VideoFrame.from_ndarray(array, format="rgb24")
+            for packet in stream.encode(frame):
                 container.mux(packet)
-        os.replace(tmp_name, path)
-    except BaseException:
-        if os.path.exists(tmp_name):
-            os.unlink(tmp_name)
-        raise
+        for packet in stream.encode():
+            container.mux(packet)
+    atomic_write_bytes(path, buffer.getvalue())
     return path
