@@ -1,4 +1,5 @@
-"""Early stops, the whole validation curve, explicit --resume and the training campaign.
+"""Early stops, the attack curriculum, the whole validation curve, explicit --resume and the
+training campaign.
 
 Driven by the tiny trainable method and synthetic data of tests/test_train.py.
 """
@@ -13,8 +14,16 @@ from test_train import TinyMethod, fast_data  # noqa: F401  (fixture)
 
 from bench.core.api import BenchError
 from bench.core.checkpoints import card_curve, load_checkpoint, shift_curve
+from bench.core.seeding import derive_seed
 from bench.train.campaign import campaign, campaign_methods, planned_steps
-from bench.train.loop import plateau_stop, state_path, train
+from bench.train.loop import (
+    CLEAN,
+    attack_probability,
+    pick_attack,
+    plateau_stop,
+    state_path,
+    train,
+)
 
 SETTINGS = dict(profile="tiny", progress=False, workers=0)
 pytestmark = pytest.mark.usefixtures("fast_data")
@@ -56,6 +65,48 @@ def test_plateau_stop_ends_the_run_and_its_command_reproduces_it(tmp_path,
     whole = train(TinyMethod, steps=6, out=tmp_path / "c.pt", validate_every=2,
                   plateau_db=0, **SETTINGS)
     assert load_checkpoint(whole)[1]["steps"] == 6
+
+
+def test_attack_probability_closed_form():
+    assert [attack_probability(s, 3, 0) for s in range(5)] == [0, 0, 0, 1, 1]
+    assert [attack_probability(s, 2, 4) for s in range(8)] == [0, 0, .25, .5, .75, 1, 1, 1]
+    assert attack_probability(0, 0, 0) == 1.0
+
+
+def test_pick_attack_without_curriculum_is_the_uniform_draw_it_always_was():
+    attacks = [(f"a{i}", None) for i in range(6)]
+    for step in range(50):
+        g = torch.Generator().manual_seed(derive_seed(7, "attack-choice", step))
+        expected = attacks[int(torch.randint(6, (1,), generator=g))]
+        assert pick_attack(attacks, 7, step) == expected
+    # the clean share inside a ramp follows 1 - p (2,000 draws at p = 0.25: 3 sigma ~ 0.03)
+    ramp = [pick_attack(attacks, 7, step, clean_steps=0, ramp_steps=10**9) for step in
+            range(250_000_000, 250_002_000)]
+    clean = sum(a is CLEAN for a in ramp) / len(ramp)
+    assert abs(clean - 0.75) < 0.03
+    assert all(pick_attack(attacks, 7, s, clean_steps=10) is CLEAN for s in range(10))
+
+
+def test_curriculum_steps_are_clean_recorded_and_resumable(tmp_path, monkeypatch):
+    seen = []
+    original = TinyMethod.training_losses
+
+    def spy(self, frames, logos, attack, generator):
+        seen.append(attack is CLEAN[1])
+        return original(self, frames, logos, attack, generator)
+
+    monkeypatch.setattr(TinyMethod, "training_losses", spy)
+    out = train(TinyMethod, steps=8, out=tmp_path / "c.pt", clean_steps=5, ramp_steps=0,
+                **SETTINGS)
+    assert seen == [True] * 5 + [False] * 3
+    _, card = load_checkpoint(out)
+    assert "--clean-steps 5 --ramp-steps 0" in card["command"]
+    assert card["curriculum"].startswith("clean for 5 steps")
+    seen.clear()
+    train(TinyMethod, steps=8, out=tmp_path / "o.pt", overfit=True, **SETTINGS)
+    assert seen == [True] * 8  # the single-clip check trains clean
+    with pytest.raises(BenchError, match="clean-steps"):
+        train(TinyMethod, steps=8, out=tmp_path / "x.pt", clean_steps=-1, **SETTINGS)
 
 
 def test_time_budget_stops_and_names_the_step_to_reproduce(tmp_path):

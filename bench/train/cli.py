@@ -32,7 +32,8 @@ def _cmd_train(args) -> int:
                      precision=args.precision, renders=args.renders or None,
                      overfit=args.overfit, plateau_db=args.plateau_db,
                      max_seconds=None if args.minutes is None else 60.0 * args.minutes,
-                     stop_after=args.stop_after, resume_from=args.resume)
+                     stop_after=args.stop_after, resume_from=args.resume,
+                     clean_steps=args.clean_steps, ramp_steps=args.ramp_steps)
     except KeyboardInterrupt:
         print("interrupted: rerun the same command to resume from the last validation",
               file=sys.stderr)
@@ -135,6 +136,12 @@ def add_train_parser(subparsers) -> None:
                    help=f"stop when validation W-PSNR gains less than this over the last "
                         f"{PLATEAU_WINDOW:.0%}% of the steps (from step {PLATEAU_MIN_STEPS}; "
                         f"default {PLATEAU_DB:g}; 0: run every step)")
+    q.add_argument("--clean-steps", type=int, default=None, metavar="N",
+                   help="attack curriculum: the first N steps unattacked (default: the "
+                        "method's, else 0)")
+    q.add_argument("--ramp-steps", type=int, default=None, metavar="N",
+                   help="then the chance of an attacked step rises linearly to 1 over N "
+                        "steps (default: the method's, else 0)")
     q.add_argument("--stop-after", type=int, default=None, metavar="STEP",
                    help="stop at this step of the schedule of --steps")
     q.add_argument("--minutes", type=float, default=None,

@@ -205,6 +205,43 @@ def _training_attacks(names, profile: Profile) -> list[tuple[str, Callable]]:
     return out
 
 
+def _clean(video: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    """The clean step's channel: the watermarked video as sent."""
+    return video
+
+
+#: what a clean step of the curriculum passes through (no attack)
+CLEAN = ("clean", _clean)
+
+
+def curriculum_defaults(defaults: dict) -> tuple[int, int]:
+    """The method's ``(clean_steps, ramp_steps)`` from its ``train_defaults`` (0, 0: none)."""
+    return int(defaults.get("clean_steps", 0)), int(defaults.get("ramp_steps", 0))
+
+
+def attack_probability(step: int, clean_steps: int, ramp_steps: int) -> float:
+    """Chance that step ``step`` (0-based) is attacked: 0 for the first ``clean_steps`` steps,
+    then rising linearly to 1 over the next ``ramp_steps`` (at once when ``ramp_steps`` is 0)."""
+    if step < clean_steps:
+        return 0.0
+    if ramp_steps <= 0:
+        return 1.0
+    return min(1.0, (step - clean_steps + 1) / ramp_steps)
+
+
+def pick_attack(attacks: list[tuple[str, Callable]], seed: int, step: int,
+                clean_steps: int = 0, ramp_steps: int = 0) -> tuple[str, Callable]:
+    """The training attack of ``step``: one of ``attacks`` drawn uniformly (a pure function of
+    ``(seed, step)``), or ``CLEAN`` with chance ``1 - attack_probability``. Without a
+    curriculum this is the same draw as before it existed."""
+    choice = torch.Generator().manual_seed(derive_seed(seed, "attack-choice", step))
+    drawn = attacks[int(torch.randint(len(attacks), (1,), generator=choice))]
+    chance = attack_probability(step, clean_steps, ramp_steps)
+    if chance < 1.0 and float(torch.rand((), generator=choice)) >= chance:
+        return CLEAN
+    return drawn
+
+
 # --------------------------------------------------------------------------------- data
 
 
@@ -443,6 +480,8 @@ class _Settings:
     precision: str = "fp32"
     renders: Optional[int] = None
     overfit: bool = False
+    clean_steps: int = 0
+    ramp_steps: int = 0
 
 
 def _rng_state() -> dict:
@@ -492,6 +531,8 @@ def _load_state(path: Path, settings: _Settings) -> dict:
     saved.setdefault("precision", "fp32")  # ... before the bf16 path existed
     saved.setdefault("renders", None)  # ... before the clip bank existed
     saved.setdefault("overfit", False)
+    saved.setdefault("clean_steps", 0)  # ... before the attack curriculum existed
+    saved.setdefault("ramp_steps", 0)
     wanted["betas"] = tuple(wanted["betas"])
     diff = {k: (saved.get(k), v) for k, v in wanted.items() if saved.get(k) != v}
     if state.get("format") != STATE_FORMAT or diff:
@@ -526,6 +567,9 @@ def _command(settings: _Settings, defaults: dict, profile_arg: str, device: str,
         parts.append(f"--precision {settings.precision}")
     if settings.renders != RENDERS_PER_PROMPT:
         parts.append(f"--renders {settings.renders or 0}")
+    if not settings.overfit and ((settings.clean_steps, settings.ramp_steps)
+                                 != curriculum_defaults(defaults)):
+        parts.append(f"--clean-steps {settings.clean_steps} --ramp-steps {settings.ramp_steps}")
     if settings.overfit:
         parts.append("--overfit")
     elif (plateau or 0.0) != PLATEAU_DB:
@@ -533,6 +577,13 @@ def _command(settings: _Settings, defaults: dict, profile_arg: str, device: str,
     if stop_after is not None:
         parts.append(f"--stop-after {stop_after}")
     return " ".join(parts)
+
+
+def _curriculum_text(clean_steps: int, ramp_steps: int) -> str:
+    if not clean_steps and not ramp_steps:
+        return "attacked from the first step"
+    return (f"clean for {clean_steps} steps, then the attacks ramped in linearly over "
+            f"{ramp_steps} steps")
 
 
 def plateau_stop(history: list[dict], min_gain_db: float,
@@ -590,7 +641,8 @@ def train(method_name, profile: str | Profile = "default", steps: Optional[int] 
           init: Optional[Path | str] = None, precision: Optional[str] = None,
           renders: Optional[int] = RENDERS_PER_PROMPT, overfit: bool = False,
           plateau_db: Optional[float] = PLATEAU_DB, max_seconds: Optional[float] = None,
-          stop_after: Optional[int] = None, resume_from: Optional[Path | str] = None) -> Path:
+          stop_after: Optional[int] = None, resume_from: Optional[Path | str] = None,
+          clean_steps: Optional[int] = None, ramp_steps: Optional[int] = None) -> Path:
     """Train a method from scratch (or resume) and write its checkpoint; returns its path.
 
     ``method_name``: a registered name, or a ``TrainableMethod`` class (built as
@@ -607,8 +659,10 @@ def train(method_name, profile: str | Profile = "default", steps: Optional[int] 
     channels_last (weights, optimiser state and loss stay fp32), ``"fp32"`` the reference
     path; default ``train_defaults["precision"]``. ``renders``: fixed renders per training
     prompt kept on disk (``TrainingData``; None: a fresh render per item); ``overfit``: train
-    and validate on one clip (``OVERFIT_STEPS`` steps by default; the checkpoint goes under
-    the cache folder unless ``out`` is given).
+    and validate on one clip (``OVERFIT_STEPS`` steps by default, every one clean; the
+    checkpoint goes under the cache folder unless ``out`` is given). ``clean_steps``,
+    ``ramp_steps``: the attack curriculum (``attack_probability``; default
+    ``train_defaults["clean_steps"]`` and ``["ramp_steps"]``, else 0: attacked from step 0).
 
     Early stops (the schedule stays the one of ``steps``; the card records ``stopped``):
     ``plateau_db`` (``plateau_stop``; None or 0: off, and always off for ``overfit``);
@@ -648,11 +702,19 @@ def train(method_name, profile: str | Profile = "default", steps: Optional[int] 
                          f"{batch_size}, {lr}")
     data = TrainingData(prof, seed, frames if frames is not None else defaults.get("frames"),
                         renders=renders, overfit=overfit)
+    clean_default, ramp_default = curriculum_defaults(defaults)
+    clean_steps = int(clean_default if clean_steps is None else clean_steps)
+    ramp_steps = int(ramp_default if ramp_steps is None else ramp_steps)
+    if clean_steps < 0 or ramp_steps < 0:
+        raise BenchError(f"--clean-steps and --ramp-steps must be >= 0, got {clean_steps}, "
+                         f"{ramp_steps}")
+    if overfit:  # the single-clip check measures capacity: every step clean
+        clean_steps, ramp_steps = steps, 0
     settings = _Settings(method.name, str(method.version), prof.name, steps, int(seed),
                          batch_size, lr, float(defaults["weight_decay"]),
                          tuple(float(b) for b in defaults["betas"]), data.frames,
                          init_entry["sha256"] if init_entry else "", precision,
-                         data.renders, data.overfit)
+                         data.renders, data.overfit, clean_steps, ramp_steps)
     default_out = user_checkpoint_path(method.name, prof.name)
     if overfit:
         from bench.core.store import default_cache_dir
@@ -711,8 +773,8 @@ def train(method_name, profile: str | Profile = "default", steps: Optional[int] 
     while step < last:
         videos, logos = next(batches)
         step_began = time.perf_counter()
-        choice = torch.Generator().manual_seed(derive_seed(seed, "attack-choice", step))
-        attack_name, attack = attacks[int(torch.randint(len(attacks), (1,), generator=choice))]
+        attack_name, attack = pick_attack(attacks, seed, step, settings.clean_steps,
+                                          settings.ramp_steps)
         attack_gen = torch.Generator(device=device).manual_seed(derive_seed(seed, "attack",
                                                                             step))
         with torch.autocast(device, dtype=torch.bfloat16, enabled=precision == "bf16"):
@@ -771,6 +833,7 @@ def train(method_name, profile: str | Profile = "default", steps: Optional[int] 
         "weight_decay": settings.weight_decay, "betas": list(settings.betas),
         "frames": data.frames, "train_attacks": [name for name, _ in attacks],
         "precision": PRECISION_TEXT[precision],
+        "curriculum": _curriculum_text(clean_steps, ramp_steps),
         "samples_per_second": (round(timed_steps * batch_size / step_seconds, 3)
                                if step_seconds > 0 else None),
         "data": (f"{data.renders} fixed renders per training prompt, kept as uint8"
