@@ -390,7 +390,8 @@ class TrainingData:
         return torch.stack(videos), torch.stack(logos), ids
 
     def validation(self) -> list[tuple[Clip, torch.Tensor]]:
-        """The held-aside ``(clip with 8-bit frames, logo (3, h, w))`` pairs, full length."""
+        """The held-aside ``(clip with 8-bit frames, logo (3, h, w))`` pairs, full length;
+        with ``overfit`` the one training item, cut to the window it trains on."""
         if self._validation is None:
             items = []
             pairs = zip(self.validation_indices, VALIDATION_LOGO_INDICES, strict=True)
@@ -398,7 +399,8 @@ class TrainingData:
                 pairs = [(self.train_indices[0], 0)]
             for index, logo_index in pairs:
                 clip = self._clip(index, self.seed)
-                clip = Clip(id=clip.id, prompt=clip.prompt, frames=quantise(clip.frames),
+                frames = clip.frames[:self.frames] if self.overfit else clip.frames
+                clip = Clip(id=clip.id, prompt=clip.prompt, frames=quantise(frames),
                             fps=clip.fps)
                 items.append((clip, self._logo(logo_index)))
             self._validation = items
