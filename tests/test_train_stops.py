@@ -97,14 +97,18 @@ def test_curriculum_steps_are_clean_recorded_and_resumable(tmp_path, monkeypatch
 
     monkeypatch.setattr(TinyMethod, "training_losses", spy)
     out = train(TinyMethod, steps=8, out=tmp_path / "c.pt", clean_steps=5, ramp_steps=0,
-                **SETTINGS)
+                validate_every=4, **SETTINGS)
     assert seen == [True] * 5 + [False] * 3
     _, card = load_checkpoint(out)
     assert "--clean-steps 5 --ramp-steps 0" in card["command"]
+    assert "--validate-every 4" in card["command"]  # the plateau rule reads those points
+    assert [h["step"] for h in card["history"]] == [4, 8]
     assert card["curriculum"].startswith("clean for 5 steps")
     seen.clear()
     train(TinyMethod, steps=8, out=tmp_path / "o.pt", overfit=True, **SETTINGS)
     assert seen == [True] * 8  # the single-clip check trains clean
+    with pytest.raises(BenchError, match="validate-every"):
+        train(TinyMethod, steps=8, out=tmp_path / "x.pt", validate_every=0, **SETTINGS)
     with pytest.raises(BenchError, match="clean-steps"):
         train(TinyMethod, steps=8, out=tmp_path / "x.pt", clean_steps=-1, **SETTINGS)
 

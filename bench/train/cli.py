@@ -33,7 +33,8 @@ def _cmd_train(args) -> int:
                      overfit=args.overfit, plateau_db=args.plateau_db,
                      max_seconds=None if args.minutes is None else 60.0 * args.minutes,
                      stop_after=args.stop_after, resume_from=args.resume,
-                     clean_steps=args.clean_steps, ramp_steps=args.ramp_steps)
+                     clean_steps=args.clean_steps, ramp_steps=args.ramp_steps,
+                     validate_every=args.validate_every)
     except KeyboardInterrupt:
         print("interrupted: rerun the same command to resume from the last validation",
               file=sys.stderr)
@@ -142,6 +143,9 @@ def add_train_parser(subparsers) -> None:
     q.add_argument("--ramp-steps", type=int, default=None, metavar="N",
                    help="then the chance of an attacked step rises linearly to 1 over N "
                         "steps (default: the method's, else 0)")
+    q.add_argument("--validate-every", type=int, default=None, metavar="N",
+                   help="steps between validations and resumable states (default: a tenth "
+                        "of --steps, at least 50)")
     q.add_argument("--stop-after", type=int, default=None, metavar="STEP",
                    help="stop at this step of the schedule of --steps")
     q.add_argument("--minutes", type=float, default=None,

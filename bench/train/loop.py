@@ -550,7 +550,7 @@ def _load_state(path: Path, settings: _Settings) -> dict:
 def _command(settings: _Settings, defaults: dict, profile_arg: str, device: str,
              out: Path, default_out: Path, frames: Optional[int],
              init: Optional[Path] = None, plateau: Optional[float] = PLATEAU_DB,
-             stop_after: Optional[int] = None) -> str:
+             stop_after: Optional[int] = None, validate_every: Optional[int] = None) -> str:
     parts = ["python -m bench train", f"--method {settings.method}", f"--profile {profile_arg}",
              f"--steps {settings.steps}", f"--seed {settings.seed}"]
     if settings.batch_size != defaults["batch_size"]:
@@ -576,6 +576,8 @@ def _command(settings: _Settings, defaults: dict, profile_arg: str, device: str,
         parts.append("--overfit")
     elif (plateau or 0.0) != PLATEAU_DB:
         parts.append(f"--plateau-db {plateau or 0:g}")
+    if validate_every is not None:  # the plateau rule reads the validations: part of the run
+        parts.append(f"--validate-every {validate_every}")
     if stop_after is not None:
         parts.append(f"--stop-after {stop_after}")
     return " ".join(parts)
@@ -724,7 +726,9 @@ def train(method_name, profile: str | Profile = "default", steps: Optional[int] 
         default_out = default_cache_dir() / "overfit" / default_out.name
     out = Path(out) if out is not None else default_out
     state_file = state_path(out)
-    every = int(validate_every) if validate_every else validation_interval(steps)
+    every = int(validate_every) if validate_every is not None else validation_interval(steps)
+    if every <= 0:
+        raise BenchError(f"--validate-every must be positive, got {every}")
     attacks = _training_attacks(tuple(method.train_attacks), prof)
 
     network = method.network()
@@ -858,7 +862,8 @@ def train(method_name, profile: str | Profile = "default", steps: Optional[int] 
         "command": _command(settings, defaults, profile_arg, device, out, default_out, frames,
                             Path(init) if init is not None else None, plateau,
                             step if stopped["reason"] != "steps" and not
-                            stopped["reason"].startswith("plateau") else None),
+                            stopped["reason"].startswith("plateau") else None,
+                            None if every == validation_interval(steps) else every),
         "torch": torch.__version__,
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
