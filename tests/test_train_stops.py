@@ -127,6 +127,22 @@ def test_time_budget_stops_and_names_the_step_to_reproduce(tmp_path):
         train(TinyMethod, steps=3, out=tmp_path / "x.pt", stop_after=4, **SETTINGS)
 
 
+def test_a_time_budget_stop_keeps_its_state_and_the_same_call_continues(tmp_path):
+    out = train(TinyMethod, steps=6, out=tmp_path / "sit.pt", max_seconds=0.0, **SETTINGS)
+    assert state_path(out).is_file() and load_checkpoint(out)[1]["steps"] == 1
+    TinyMethod.calls = 0
+    train(TinyMethod, steps=6, out=out, max_seconds=0.0, **SETTINGS)  # a fresh budget
+    assert TinyMethod.calls == 1 and load_checkpoint(out)[1]["steps"] == 2
+    train(TinyMethod, steps=6, out=out, **SETTINGS)  # the last sitting, no budget
+    assert not state_path(out).exists()
+    _, card = load_checkpoint(out)
+    assert card["steps"] == 6 and card["stopped"]["reason"] == "steps"
+    assert [h["step"] for h in card["history"]][:2] == [1, 2]
+    straight = train(TinyMethod, steps=6, out=tmp_path / "straight.pt", **SETTINGS)
+    wa, wb = torch.load(out, weights_only=True), torch.load(straight, weights_only=True)
+    assert all(torch.equal(wa[k], wb[k]) for k in wa)  # sittings change nothing
+
+
 def test_the_curve_accumulates_over_a_warm_start_chain(tmp_path):
     first = train(TinyMethod, steps=4, out=tmp_path / "first.pt", validate_every=2,
                   **SETTINGS)

@@ -149,8 +149,9 @@ def add_train_parser(subparsers) -> None:
     q.add_argument("--stop-after", type=int, default=None, metavar="STEP",
                    help="stop at this step of the schedule of --steps")
     q.add_argument("--minutes", type=float, default=None,
-                   help="training time budget: per run, or for a campaign (--method all or "
-                        "A,B) shared equally by its methods")
+                   help="training time budget of this sitting: per run (a run it stops "
+                        "keeps its resumable state, so the same command continues), or for a "
+                        "campaign (--method all or A,B) shared equally by its methods")
     q.add_argument("--out-dir", default=None,
                    help="a campaign's folder for checkpoints, cards and campaign.json "
                         "(default: training-campaign-PROFILE in the user data folder, see "

@@ -29,7 +29,8 @@ method owns its network, its losses and its noise layers (``TrainableMethod`` in
   records the chain (``init``: that checkpoint's sha256, steps and command; ``total_steps``,
   ``total_training_seconds``). At the end the weights go to ``out`` with a card
   (bench/core/checkpoints.py; ``training_seconds`` is the loop's wall time, validations included,
-  summed over resumed runs) and the state file is removed. On the CPU a seed gives the same
+  summed over resumed runs) and the state file is removed, unless a time budget stopped the
+  run before its last step: then it stays, and the same command continues from it. On the CPU a seed gives the same
   weights bit for bit, whether or not the run was interrupted and resumed.
 """
 
@@ -670,8 +671,10 @@ def train(method_name, profile: str | Profile = "default", steps: Optional[int] 
 
     Early stops (the schedule stays the one of ``steps``; the card records ``stopped``):
     ``plateau_db`` (``plateau_stop``; None or 0: off, and always off for ``overfit``);
-    ``max_seconds``, a budget of training seconds checked after every step (the card's
-    command then names the step with ``--stop-after`` so it reproduces); ``stop_after``,
+    ``max_seconds``, this call's budget of training seconds, checked after every step (the
+    card's command then names the step with ``--stop-after`` so it reproduces, and the
+    resumable state stays beside ``out``: the same call again continues the schedule of
+    ``steps`` with a new budget); ``stop_after``,
     stop at that step. ``resume_from``: the state file to continue from (default: the one
     next to ``out``); it must exist and match the settings.
     """
@@ -772,9 +775,10 @@ def train(method_name, profile: str | Profile = "default", steps: Optional[int] 
     network.train()
     step = start_step
     batches = _batches(data, start_step, steps, batch_size, 0 if overfit else workers)
-    began = time.perf_counter()
+    began = sitting_began = time.perf_counter()
     step_seconds, timed_steps = 0.0, 0
     stopped = {"reason": "steps", "step": steps}
+    keep_state = False  # a time-budget stop keeps its state: the same command continues
     last = int(stop_after) if stop_after is not None else steps
     while step < last:
         videos, logos = next(batches)
@@ -801,7 +805,7 @@ def train(method_name, profile: str | Profile = "default", steps: Optional[int] 
         log.step(_scalar(loss), _scalar(losses.get("logo_mse")),
                  _scalar(losses.get("video_mse")))
         over_budget = (max_seconds is not None
-                       and train_seconds + time.perf_counter() - began >= max_seconds)
+                       and time.perf_counter() - sitting_began >= max_seconds)
         if step % every == 0 or step == last or over_budget:
             scores = validate(method, data.validation(), device)
             history.append({"step": step, **scores, "loss": _scalar(loss),
@@ -818,9 +822,10 @@ def train(method_name, profile: str | Profile = "default", steps: Optional[int] 
             elif step < last and over_budget:
                 stopped = {"reason": f"time budget of {max_seconds:g} s", "step": step}
                 last = step
+                keep_state = True
             elif step < steps and step == last:
                 stopped = {"reason": "--stop-after", "step": step}
-            if step < last:
+            if step < last or keep_state:
                 train_seconds += time.perf_counter() - began
                 began = time.perf_counter()
                 _save_state(state_file, settings, step, network, optimizer, scheduler,
@@ -868,7 +873,8 @@ def train(method_name, profile: str | Profile = "default", steps: Optional[int] 
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
     save_checkpoint(out, network.state_dict(), card)
-    state_file.unlink(missing_ok=True)
+    if not keep_state:
+        state_file.unlink(missing_ok=True)
     return out
 
 
