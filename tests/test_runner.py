@@ -10,7 +10,7 @@ import torch
 
 from bench.core.api import Method
 from bench.core.profiles import load_profile
-from bench.core.results import ROW_COLUMNS, load_results, metric_status
+from bench.core.results import ROW_COLUMNS, RowsFile, load_results, metric_status, write_table
 from bench.run.runner import RunConfig, Runner, run
 
 TINY = load_profile("tiny")
@@ -54,6 +54,34 @@ def test_killed_run_resumes_without_recomputing_finished_clips(tmp_path):
     assert second.computed_rows <= 8 + 8
     rows = load_results(tmp_path / "other").rows
     assert len(rows) == 16
+
+
+def test_rows_reach_the_disk_clip_by_clip(tmp_path, monkeypatch):
+    on_disk = []
+    original = Runner._clip_units
+
+    def spy(self, index, clip):  # what rows.csv holds when a clip's units start
+        on_disk.append(len(pd.read_csv(self.config.out / "rows.csv")))
+        return original(self, index, clip)
+
+    monkeypatch.setattr(Runner, "_clip_units", spy)
+    summary = run(_config(tmp_path, limit=3))
+    assert on_disk == [0, 8, 16] and summary.rows == 24
+    assert len(load_results(tmp_path / "out").rows) == 24
+
+
+def test_rows_file_appends_what_one_table_write_holds(tmp_path):
+    columns = ["a", "b", "c"]
+    first = [{"a": 1, "b": "x", "c": None}, {"a": 2, "b": "y, z", "c": 0.5}]
+    second = [{"a": 3, "c": 7}]
+    streamed = RowsFile(tmp_path / "s.csv", columns)
+    assert pd.read_csv(tmp_path / "s.csv").columns.tolist() == columns
+    streamed.append(first)
+    streamed.append([])
+    streamed.append(second)
+    assert streamed.count == 3
+    write_table(tmp_path / "w.csv", first + second, columns)
+    pd.testing.assert_frame_equal(pd.read_csv(tmp_path / "s.csv"), pd.read_csv(tmp_path / "w.csv"))
 
 
 def test_attack_seeds_are_shared_across_methods_and_stable(tmp_path):

@@ -128,6 +128,31 @@ def write_table(path: Path, records: list[dict], columns: list[str]) -> None:
     atomic_write_bytes(path, frame.to_csv(index=False).encode())
 
 
+class RowsFile:
+    """``rows.csv`` written as a run goes: the header when it is created, then each clip's
+    rows appended and flushed to disk. A run's memory then stays flat in the number of
+    videos, and a killed run leaves every finished clip's rows on disk (a cut last line is
+    dropped by ``load_results``). The file equals ``write_table`` of all the rows."""
+
+    def __init__(self, path: Path, columns: list[str]):
+        self.path, self.columns = Path(path), list(columns)
+        self.count = 0
+        atomic_write_bytes(self.path, pd.DataFrame(columns=self.columns).to_csv(
+            index=False).encode())
+
+    def append(self, records: list[dict]) -> None:
+        """Add ``records`` (dicts keyed by column; absent keys are empty) at the end."""
+        if not records:
+            return
+        text = pd.DataFrame.from_records(records, columns=self.columns).to_csv(
+            index=False, header=False)
+        with open(self.path, "ab") as f:
+            f.write(text.encode())
+            f.flush()
+            os.fsync(f.fileno())
+        self.count += len(records)
+
+
 def write_manifest(path: Path, manifest: dict) -> None:
     atomic_write_bytes(path, json.dumps(manifest, indent=2, sort_keys=True).encode())
 

@@ -48,6 +48,7 @@ from bench.core.results import (
     DERIVED_ROW_COLUMNS,
     SET_COLUMNS,
     STATUSES,
+    RowsFile,
     bits_per_pixel,
     metric_status_text,
     row_columns,
@@ -360,7 +361,6 @@ class Runner:
         self.row_columns = row_columns([m.column for m in registered if m.level == "row"])
         self.fingerprints = {m.name: _method_fingerprint(m, self.precision)
                              for m in self.methods if not isinstance(m, MissingMethod)}
-        self.rows: list[dict] = []
         self.computed = 0
         self.times = StageTimes()
         self.fvd = FvdFeatures(self.device, self.cache, self.times) if config.fvd else None
@@ -579,13 +579,18 @@ class Runner:
                    file=sys.stderr)
         clips = cached_units = 0
         ok_videos: dict[str, int] = {m.name: 0 for m in self.methods}
+        statuses = {s: 0 for s in STATUSES}
+        rows_file = _write_out(RowsFile, out / "rows.csv", self.row_columns)
         for index, clip in self._timed_source():
             clips += 1
+            clip_rows: list[dict] = []
             for method, rows, computed in self._clip_units(index, clip):
                 if not isinstance(method, MissingMethod) and any(
                         r["status"] != "error" for r in rows):
                     ok_videos[method.name] += 1
-                self.rows.extend(rows)
+                for row in rows:
+                    statuses[row["status"]] = statuses.get(row["status"], 0) + 1
+                clip_rows.extend(rows)
                 if computed == 0 and not isinstance(method, MissingMethod):
                     cached_units += 1
                     bar.total -= 1
@@ -595,25 +600,22 @@ class Runner:
                 bar.set_postfix(clip=getattr(clip, "id", "?"), method=method.name,
                                 cached=cached_units)
             with self.times.stage("io"):
-                _write_out(write_table, out / "rows.csv", self.rows, self.row_columns)
+                _write_out(rows_file.append, clip_rows)
         bar.close()
-        _write_out(write_table, out / "rows.csv", self.rows, self.row_columns)
         with self.times.stage("fvd"):
             set_rows = self._set_rows(ok_videos)
         _write_out(write_table, out / "sets.csv", set_rows, SET_COLUMNS)
-        statuses = {s: sum(r["status"] == s for r in self.rows) for s in ("ok", "unavailable",
-                                                                          "error")}
         wall = time.perf_counter() - start
         rejected = sum(self.cache.rejected.values())
         self.times.count("units_cached", cached_units)
         manifest.update(finished=datetime.now(timezone.utc).isoformat(), wall_s=wall,
-                        clips=clips, rows=len(self.rows), statuses=statuses,
+                        clips=clips, rows=rows_file.count, statuses=statuses,
                         computed_rows=self.computed, timings=self.times.as_dict(),
                         peak_rss_mb=peak_rss_mb(),
                         cache={"rejected": dict(self.cache.rejected),
                                "write_errors": self.cache.write_errors})
         _write_out(write_manifest, out / "manifest.json", manifest)
-        return RunSummary(out, len(self.rows), statuses, clips, self.computed, wall,
+        return RunSummary(out, rows_file.count, statuses, clips, self.computed, wall,
                           rejected, self.cache.write_errors,
                           self.times.counts.get("rows_cached", 0))
 
@@ -752,12 +754,14 @@ def _features_valid(entry: dict) -> bool:
             and all(type(v) in (int, float) and math.isfinite(v) for v in values))
 
 
-def _write_out(write, path: Path, *args) -> None:
-    """``write(path, *args)`` for a file of the results folder; OSError -> BenchError."""
+def _write_out(write, *args):
+    """``write(*args)`` for a file of the results folder (a path, or a ``RowsFile``'s
+    append); OSError -> BenchError."""
     try:
-        write(path, *args)
+        return write(*args)
     except OSError as exc:
-        raise BenchError(f"cannot write {path}: {exc.strerror or exc}; finished rows are in "
+        where = getattr(getattr(write, "__self__", None), "path", args[0] if args else "?")
+        raise BenchError(f"cannot write {where}: {exc.strerror or exc}; finished rows are in "
                          "the cache: rerun the same command to resume") from exc
 
 

@@ -30,8 +30,8 @@ method owns its network, its losses and its noise layers (``TrainableMethod`` in
   ``total_training_seconds``). At the end the weights go to ``out`` with a card
   (bench/core/checkpoints.py; ``training_seconds`` is the loop's wall time, validations included,
   summed over resumed runs) and the state file is removed, unless a time budget stopped the
-  run before its last step: then it stays, and the same command continues from it. On the CPU a seed gives the same
-  weights bit for bit, whether or not the run was interrupted and resumed.
+  run before its last step: then it stays, and the same command continues from it. On the
+  CPU a seed gives the same weights bit for bit, whether or not the run was interrupted and resumed.
 """
 
 from __future__ import annotations
