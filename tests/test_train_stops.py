@@ -272,3 +272,52 @@ def test_cli_bad_input_is_a_message_and_keeps_the_checkpoint(tmp_path, capsys):
                  str(out), "--resume", str(bad), "--quiet"]) == 2
     assert "cannot be read" in capsys.readouterr().err
     assert out.read_bytes() == before
+
+
+def test_campaign_with_steps_gives_every_method_the_same_schedule_and_resumes(
+        tmp_path, monkeypatch):
+    import bench.core.registry as registry
+
+    class Other(TinyMethod):
+        name = "tiny-other"
+
+    real_get = registry.get
+    fakes = {"tiny-trainable": TinyMethod, "tiny-other": Other}
+    monkeypatch.setattr(registry, "get", lambda kind, name: fakes.get(name)
+                        or real_get(kind, name))
+    out = tmp_path / "c"
+    recipe = {"steps": 6, "validate_every": 2, "clean_steps": 2, "ramp_steps": 2,
+              "plateau_db": 0.0, "batch_size": None}
+    entries = campaign("tiny-trainable,tiny-other", None, out, profile="tiny", seed=3,
+                       progress=False, say=lambda _: None, recipe=recipe)
+    cards = [load_checkpoint(out / e["checkpoint"])[1] for e in entries]
+    for card in cards:  # no probe: exactly the schedule asked, same seed and curriculum
+        assert (card["steps"], card["planned_steps"], card["seed"]) == (6, 6, 3)
+        assert [h["step"] for h in card["history"]] == [2, 4, 6]
+        assert "--clean-steps 2" in card["command"] and "--ramp-steps 2" in card["command"]
+    # a method the budget stopped keeps its state; the campaign's next sitting continues it
+    stopped = out / "tiny-other-tiny.pt"
+    stopped.unlink()
+    train(Other, steps=6, seed=3, out=stopped, validate_every=2, clean_steps=2, ramp_steps=2,
+          plateau_db=0.0, max_seconds=1e-9, **SETTINGS)  # budget spent after step 1
+    assert state_path(stopped).is_file()
+    TinyMethod.calls = 0
+    entries = campaign("tiny-trainable,tiny-other", None, out, profile="tiny", seed=3,
+                       progress=False, say=lambda _: None, recipe=recipe)
+    assert entries[1]["steps"] == 6 and not state_path(stopped).is_file()
+    resumed = load_checkpoint(stopped)[0]
+    for key, value in load_checkpoint(out / "tiny-trainable-tiny.pt")[0].items():
+        assert key in resumed and resumed[key].shape == value.shape
+    with pytest.raises(BenchError, match="--minutes, its time budget, or --steps"):
+        campaign("tiny-trainable", None, tmp_path / "d", profile="tiny")
+    with pytest.raises(BenchError, match="not warmup"):
+        campaign("tiny-trainable", 1.0, tmp_path / "d", profile="tiny",
+                 recipe={"warmup": 3})
+
+
+def test_the_ablation_campaign_is_the_full_model_then_its_six_variants():
+    from bench.core.reference import PAPER_ABLATION_NAMES
+
+    names = campaign_methods("ablation")
+    assert names[0] == "safe-sora" and sorted(names) == sorted(PAPER_ABLATION_NAMES)
+    assert len(names) == 7

@@ -1,10 +1,15 @@
 """``bench train --method all --minutes M``: every trainable method in turn under one time budget.
 
 For a user with a GPU (``--device cuda``) or a long CPU sitting. The budget is shared equally
-by the methods. For each method, in registry order:
+by the methods. ``--method ablation`` names Safe-Sora's full model and its six ablation
+variants; with ``--steps N`` every method trains exactly N steps with the same seed and
+recipe (the paper's from-scratch ablation: equal budgets in steps, not in minutes), and
+``--minutes``, if given, only caps each method's share of the sitting. For each method, in
+order:
 
 1. a short probe (``PROBE_STEPS`` steps, no validation but the last) measures its samples per
    second on this device;
+   (skipped when ``--steps`` fixes the schedule);
 2. the run is planned to fill the method's share: ``steps = share * samples/s / batch``, less
    ``PLAN_MARGIN`` for validations, so the cosine schedule ends inside the budget; the budget
    also stops it (``max_seconds``), and the plateau rule may stop it earlier;
@@ -13,8 +18,9 @@ by the methods. For each method, in registry order:
 
 ``OUT_DIR/campaign.json`` is rewritten after each method (method, planned and done steps,
 minutes, validation W-PSNR / V-PSNR, why it stopped, or the error that stopped it): a killed
-campaign rerun with the same command skips the methods whose checkpoint is there and resumes
-the interrupted one from its state file. One method's failure is recorded and the next runs.
+campaign rerun with the same command skips the methods that finished and resumes the
+interrupted one from its state file (a method the budget stopped keeps its state file too,
+so the next sitting continues its schedule). One method's failure is recorded and the next runs.
 ``bench run --checkpoint METHOD=PATH`` evaluates one; copying it with its ``.card.json`` into
 the folder its method declares (``baselines/checkpoints``, ``methods/checkpoints``) makes it
 the default.
@@ -29,10 +35,17 @@ from pathlib import Path
 from typing import Optional
 
 from bench.core.api import BenchError, TrainableMethod
-from bench.train.loop import train
+from bench.core.reference import PAPER_ABLATION_NAMES
+from bench.train.loop import state_path, train
 
-__all__ = ["PLAN_MARGIN", "PROBE_STEPS", "campaign", "campaign_methods", "is_campaign",
-           "planned_steps", "run_campaign"]
+__all__ = ["ABLATION", "PLAN_MARGIN", "PROBE_STEPS", "RECIPE_FLAGS", "campaign",
+           "campaign_methods", "is_campaign", "planned_steps", "run_campaign"]
+
+#: the campaign of Safe-Sora's full model and its ablation variants, full model first
+ABLATION = "ablation"
+#: ``bench train`` options a campaign passes to every method's run (``train`` keywords)
+RECIPE_FLAGS = ("steps", "batch_size", "lr", "frames", "clean_steps", "ramp_steps",
+                "validate_every", "plateau_db")
 
 PROBE_STEPS = 4
 #: fraction of a method's share kept for validations and the end-of-run checkpoint
@@ -40,8 +53,8 @@ PLAN_MARGIN = 0.15
 
 
 def is_campaign(spec: str) -> bool:
-    """``all`` or a comma-separated list of names."""
-    return spec == "all" or "," in spec
+    """``all``, ``ablation`` or a comma-separated list of names."""
+    return spec in ("all", ABLATION) or "," in spec
 
 
 def campaign_methods(spec: str) -> list[str]:
@@ -50,14 +63,18 @@ def campaign_methods(spec: str) -> list[str]:
     Raises BenchError for an unknown name or one without weights to train."""
     from bench.core import registry
 
-    names = registry.names("methods") if spec == "all" else \
-        [n.strip() for n in spec.split(",") if n.strip()]
+    if spec == ABLATION:
+        full = [n for n, v in PAPER_ABLATION_NAMES.items() if v == "full model"]
+        names = full + [n for n in PAPER_ABLATION_NAMES if n not in full]
+    else:
+        names = registry.names("methods") if spec == "all" else \
+            [n.strip() for n in spec.split(",") if n.strip()]
     chosen = []
     for name in names:
         factory = registry.get("methods", name)  # BenchError for an unknown name
         if isinstance(factory, type) and issubclass(factory, TrainableMethod):
             chosen.append(name)
-        elif spec != "all":
+        elif spec not in ("all", ABLATION):
             raise BenchError(f"method {name!r} has no weights to train")
     if not chosen:
         raise BenchError(f"no trainable method in {spec!r}")
@@ -77,34 +94,58 @@ def _write_summary(path: Path, entries: list[dict]) -> None:
     atomic_write_bytes(path, (json.dumps({"methods": entries}, indent=2) + "\n").encode())
 
 
-def campaign(spec: str, minutes: float, out_dir: Path | str, profile: str = "default",
-             device: str = "cpu", seed: int = 0, precision: Optional[str] = None,
-             progress: bool = True, say=print) -> list[dict]:
+def campaign(spec: str, minutes: Optional[float], out_dir: Path | str,
+             profile: str = "default", device: str = "cpu", seed: int = 0,
+             precision: Optional[str] = None, progress: bool = True, say=print,
+             recipe: Optional[dict] = None) -> list[dict]:
     """Train every method of ``spec`` in turn within ``minutes`` in all; returns the entries
-    written to ``out_dir/campaign.json``."""
+    written to ``out_dir/campaign.json``.
+
+    ``recipe``: ``train`` keywords of ``RECIPE_FLAGS`` given to every method (None: the
+    method's default). With ``recipe["steps"]`` each method runs that schedule and
+    ``minutes`` (then optional) only caps its share; without it ``minutes`` is required and
+    each schedule is planned from a probe to fill the share."""
     from bench.core.checkpoints import card_path, load_card
 
-    if not minutes > 0:
+    recipe = {k: v for k, v in (recipe or {}).items() if v is not None}
+    unknown = sorted(set(recipe) - set(RECIPE_FLAGS))
+    if unknown:
+        raise BenchError(f"a campaign passes {', '.join(RECIPE_FLAGS)} to its runs, not "
+                         f"{', '.join(unknown)}")
+    fixed_steps = recipe.get("steps")
+    if minutes is None and fixed_steps is None:
+        raise BenchError("a campaign (--method all, ablation or A,B) needs --minutes, its "
+                         "time budget, or --steps, every method's schedule")
+    if minutes is not None and not minutes > 0:
         raise BenchError(f"--minutes must be positive, got {minutes}")
+    if fixed_steps is not None and not fixed_steps > 0:
+        raise BenchError(f"--steps must be positive, got {fixed_steps}")
     names = campaign_methods(spec)
     out = Path(out_dir)
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise BenchError(f"cannot create the campaign folder {out}: {exc.strerror}") from exc
-    share = 60.0 * minutes / len(names)
+    share = None if minutes is None else 60.0 * minutes / len(names)
     entries: list[dict] = []
     for name in names:
         ckpt = out / f"{name.replace('/', '--')}-{profile}.pt"
-        entry: dict = {"method": name, "checkpoint": ckpt.name, "budget_minutes": share / 60}
+        entry: dict = {"method": name, "checkpoint": ckpt.name,
+                       "budget_minutes": None if share is None else share / 60}
         began = time.perf_counter()
         try:
-            if not ckpt.is_file():
+            left = None if share is None else share - (time.perf_counter() - began)
+            if fixed_steps is not None and not _finished(ckpt):
+                say(f"{name}: {fixed_steps} steps")
+                train(name, profile=profile, seed=seed, device=device, out=ckpt,
+                      progress=progress, precision=precision, max_seconds=left, **recipe)
+            elif not _finished(ckpt):
                 probe = out / f".probe-{ckpt.name}"
                 probe_path = train(name, profile=profile, steps=PROBE_STEPS, seed=seed,
                                    device=device, out=probe, resume=False, progress=False,
                                    precision=precision, validate_every=PROBE_STEPS,
-                                   plateau_db=None)
+                                   plateau_db=None, **{k: recipe[k] for k in
+                                                       ("batch_size", "frames") if k in recipe})
                 probe_card = load_card(probe_path)
                 probe_path.unlink(missing_ok=True)
                 card_path(probe_path).unlink(missing_ok=True)
@@ -113,9 +154,10 @@ def campaign(spec: str, minutes: float, out_dir: Path | str, profile: str = "def
                                       int(probe_card["batch_size"]))
                 say(f"{name}: {probe_card.get('samples_per_second')} samples/s, {steps} steps "
                     f"planned in {share / 60:.1f} min")
-                train(name, profile=profile, steps=steps, seed=seed, device=device, out=ckpt,
+                train(name, profile=profile, seed=seed, device=device, out=ckpt,
                       progress=progress, precision=precision,
-                      max_seconds=share - (time.perf_counter() - began))
+                      max_seconds=share - (time.perf_counter() - began),
+                      **{**recipe, "steps": steps})
             card = load_card(ckpt)
             validation = card.get("validation") or {}
             entry.update(steps=card.get("steps"), planned_steps=card.get("planned_steps"),
@@ -133,14 +175,18 @@ def campaign(spec: str, minutes: float, out_dir: Path | str, profile: str = "def
     return entries
 
 
+def _finished(ckpt: Path) -> bool:
+    """A campaign's method is done when its checkpoint is there without a resumable state
+    (a time budget that stopped it leaves both: the next sitting continues it)."""
+    return ckpt.is_file() and not state_path(ckpt).is_file()
+
+
 def _db(value) -> str:
     return "n/a" if value is None else f"{float(value):.2f} dB"
 
 
 def run_campaign(args) -> int:
     """The CLI of a campaign; exit 0 when every method trained, 1 when one failed."""
-    if args.minutes is None:
-        raise BenchError("a campaign (--method all or A,B) needs --minutes, its time budget")
     if args.out is not None or args.init is not None or args.resume is not None:
         raise BenchError("--out, --init and --resume name one method's files; a campaign "
                          "writes into --out-dir")
@@ -151,7 +197,8 @@ def run_campaign(args) -> int:
     try:
         entries = campaign(args.method, args.minutes, out_dir, profile=args.profile,
                            device=args.device, seed=args.seed, precision=args.precision,
-                           progress=not args.quiet)
+                           progress=not args.quiet,
+                           recipe={k: getattr(args, k) for k in RECIPE_FLAGS})
     except KeyboardInterrupt:
         print("interrupted: rerun the same command to continue the campaign",
               file=sys.stderr)

@@ -97,8 +97,8 @@ def add_train_parser(subparsers) -> None:
     """Add the ``train`` and ``fit-proxy`` subcommands to ``bench``'s subparsers."""
     q = subparsers.add_parser("train", help="train a method's network and write its checkpoint")
     q.add_argument("--method", required=True,
-                   help="registered name of a trainable method; 'all' or A,B: a campaign, "
-                        "each in turn")
+                   help="registered name of a trainable method; 'all', 'ablation' "
+                        "(Safe-Sora and its six variants) or A,B: a campaign, each in turn")
     q.add_argument("--profile", default="default", help="profile name or TOML path")
     q.add_argument("--steps", type=int, default=None, help="optimiser steps (method default)")
     q.add_argument("--seed", type=int, default=0)
@@ -135,7 +135,7 @@ def add_train_parser(subparsers) -> None:
                         "must come from the same method, profile and settings")
     q.add_argument("--plateau-db", type=float, default=PLATEAU_DB,
                    help=f"stop when validation W-PSNR gains less than this over the last "
-                        f"{PLATEAU_WINDOW:.0%}% of the steps (from step {PLATEAU_MIN_STEPS}; "
+                        f"{PLATEAU_WINDOW:.0%} of the steps (from step {PLATEAU_MIN_STEPS}; "
                         f"default {PLATEAU_DB:g}; 0: run every step)")
     q.add_argument("--clean-steps", type=int, default=None, metavar="N",
                    help="attack curriculum: the first N steps unattacked (default: the "
@@ -151,7 +151,9 @@ def add_train_parser(subparsers) -> None:
     q.add_argument("--minutes", type=float, default=None,
                    help="training time budget of this sitting: per run (a run it stops "
                         "keeps its resumable state, so the same command continues), or for a "
-                        "campaign (--method all or A,B) shared equally by its methods")
+                        "campaign (--method all, ablation or A,B) shared equally by its "
+                        "methods; a campaign with --steps runs that schedule for each method, "
+                        "the budget only capping its share")
     q.add_argument("--out-dir", default=None,
                    help="a campaign's folder for checkpoints, cards and campaign.json "
                         "(default: training-campaign-PROFILE in the user data folder, see "
