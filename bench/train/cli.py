@@ -135,7 +135,8 @@ def add_train_parser(subparsers) -> None:
                         "must come from the same method, profile and settings")
     q.add_argument("--plateau-db", type=float, default=PLATEAU_DB,
                    help=f"stop when validation W-PSNR gains less than this over the last "
-                        f"{PLATEAU_WINDOW:.0%} of the steps (from step {PLATEAU_MIN_STEPS}; "
+                        f"{PLATEAU_WINDOW * 100:.0f}%% of the steps "
+                        f"(from step {PLATEAU_MIN_STEPS}; "
                         f"default {PLATEAU_DB:g}; 0: run every step)")
     q.add_argument("--clean-steps", type=int, default=None, metavar="N",
                    help="attack curriculum: the first N steps unattacked (default: the "

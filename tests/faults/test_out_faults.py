@@ -18,26 +18,27 @@ def _enospc(path):
 
 def test_disk_full_on_results_then_resume(tmp_path, clean, faults, cli_run, monkeypatch,
                                           capsys):
-    import bench.core.results
+    from bench.core.results import RowsFile
 
-    real = bench.core.results.atomic_write_bytes
-    writes = []
+    real = RowsFile.append
+    appends = []
 
-    def full_after_first_clip(path, data):
-        if path.name == "rows.csv":
-            writes.append(path)
-            if len(writes) > 1:
-                raise _enospc(path)
-        real(path, data)
+    def full_after_first_clip(self, records):
+        # rows.csv grows clip by clip: the disk fills up after the first clip's rows
+        appends.append(len(records))
+        if len(appends) > 1:
+            raise _enospc(self.path)
+        real(self, records)
 
     out, cache = tmp_path / "out", tmp_path / "cache"
-    monkeypatch.setattr(bench.core.results, "atomic_write_bytes", full_after_first_clip)
+    monkeypatch.setattr(RowsFile, "append", full_after_first_clip)
     with faults.inject("disk full on the results folder"):
         assert main(cli_run(out, cache)[3:]) == 2
         err = capsys.readouterr().err
         assert "No space left on device" in err and "rerun" in err
         assert incomplete(load_results(out))  # one clip's rows, not marked finished
-        monkeypatch.setattr(bench.core.results, "atomic_write_bytes", real)
+        assert len(load_results(out).rows) == appends[0]
+        monkeypatch.setattr(RowsFile, "append", real)
         assert main(cli_run(out, cache)[3:]) == 0
         assert faults.compare(clean.rows, load_results(out).rows) == 0
 
