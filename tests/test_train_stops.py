@@ -36,18 +36,32 @@ def _history(*points):
 def test_plateau_rule_against_hand_computed_windows():
     # last step 1000: the window is (800, 1000]; best before 20.0 (step 600), after 20.1
     flat = _history((200, 15.0), (600, 20.0), (800, 19.0), (900, 20.05), (1000, 20.1))
-    assert plateau_stop(flat, 0.2, min_steps=0)
-    assert not plateau_stop(flat, 0.05, min_steps=0)  # 0.1 dB gain beats 0.05
+    assert plateau_stop(flat, 0.2, min_steps=0, min_validations=2)
+    assert not plateau_stop(flat, 0.05, min_steps=0, min_validations=2)  # 0.1 dB beats 0.05
     rising = _history((200, 15.0), (800, 19.0), (1000, 19.5))
-    assert not plateau_stop(rising, 0.2, min_steps=0)
-    assert not plateau_stop(flat, 0.2, min_steps=2000)  # too early to judge
+    assert not plateau_stop(rising, 0.2, min_steps=0, min_validations=1)
+    assert not plateau_stop(flat, 0.2, min_steps=2000, min_validations=2)  # too early
     assert not plateau_stop(_history((1000, 20.0)), 0.2, min_steps=0)  # nothing before
     assert not plateau_stop([], 0.2, min_steps=0)
+
+
+def test_plateau_rule_waits_for_enough_validations_in_its_window():
+    # validation every 600 steps: at 1,200 the window (960, 1200] holds one dip
+    dip = _history((600, 14.38), (1200, 13.28))
+    assert plateau_stop(dip, 0.2, min_steps=1000, min_validations=1)
+    assert not plateau_stop(dip, 0.2, min_steps=1000)  # the default asks for 3
+    # at 15,000 the window (12000, 15000] holds 12,600 ... 15,000: 5 validations, flat
+    long = _history(*[(s, 25.0 + min(s, 12000) / 12000) for s in range(600, 15001, 600)])
+    assert plateau_stop(long, 0.2, min_steps=1000)
+    # the same window with one of them 0.3 dB above the best before it: still improving
+    better = long[:-1] + [{**long[-1], "w_psnr": 26.3}]
+    assert not plateau_stop(better, 0.2, min_steps=1000)
 
 
 def test_plateau_stop_ends_the_run_and_its_command_reproduces_it(tmp_path,
                                                                   monkeypatch):
     monkeypatch.setattr("bench.train.loop.PLATEAU_MIN_STEPS", 0)
+    monkeypatch.setattr("bench.train.loop.PLATEAU_MIN_VALIDATIONS", 1)
     # 100 dB of gain is never reached: the first validation with one before the window stops
     out = train(TinyMethod, steps=20, out=tmp_path / "a.pt", validate_every=2,
                 plateau_db=100.0, **SETTINGS)

@@ -14,6 +14,7 @@ from bench.train.loop import (
     OVERFIT_TARGET_DB,
     PLATEAU_DB,
     PLATEAU_MIN_STEPS,
+    PLATEAU_MIN_VALIDATIONS,
     PLATEAU_WINDOW,
     PRECISIONS,
     RENDERS_PER_PROMPT,
@@ -136,7 +137,8 @@ def add_train_parser(subparsers) -> None:
     q.add_argument("--plateau-db", type=float, default=PLATEAU_DB,
                    help=f"stop when validation W-PSNR gains less than this over the last "
                         f"{PLATEAU_WINDOW * 100:.0f}%% of the steps "
-                        f"(from step {PLATEAU_MIN_STEPS}; "
+                        f"(from step {PLATEAU_MIN_STEPS}, with at least "
+                        f"{PLATEAU_MIN_VALIDATIONS} validations in that window; "
                         f"default {PLATEAU_DB:g}; 0: run every step)")
     q.add_argument("--clean-steps", type=int, default=None, metavar="N",
                    help="attack curriculum: the first N steps unattacked (default: the "

@@ -76,8 +76,11 @@ OVERFIT_STEPS = 400
 #: beats the best before by less than this many dB (``--plateau-db``; 0 turns it off) ...
 PLATEAU_DB = 0.2
 PLATEAU_WINDOW = 0.2
-#: ... checked from this many steps on (short runs always run to the end)
+#: ... checked from this many steps on (short runs always run to the end) ...
 PLATEAU_MIN_STEPS = 1000
+#: ... and only once the window holds this many validations: one noisy validation after a
+#: single earlier one stopped a 12,000-step run at step 1,200 (validation every 600 steps)
+PLATEAU_MIN_VALIDATIONS = 3
 PRECISION_TEXT = {"bf16": "bf16 autocast forward, channels_last; fp32 weights, optimiser "
                           "and loss",
                   "fp32": "fp32, contiguous (NCHW) tensors"}
@@ -592,10 +595,12 @@ def _curriculum_text(clean_steps: int, ramp_steps: int) -> str:
 
 
 def plateau_stop(history: list[dict], min_gain_db: float,
-                 window: float = PLATEAU_WINDOW, min_steps: int = PLATEAU_MIN_STEPS) -> bool:
+                 window: float = PLATEAU_WINDOW, min_steps: int = PLATEAU_MIN_STEPS,
+                 min_validations: int = PLATEAU_MIN_VALIDATIONS) -> bool:
     """Whether a run has flattened: at the last validation step ``s >= min_steps``, the best
     W-PSNR of the validations after ``(1 - window) * s`` beats the best one up to it by less
-    than ``min_gain_db``. False while no validation lies at or before ``(1 - window) * s``.
+    than ``min_gain_db``. False while no validation lies at or before ``(1 - window) * s``, or
+    fewer than ``min_validations`` lie after it.
     """
     if not history:
         return False
@@ -605,7 +610,7 @@ def plateau_stop(history: list[dict], min_gain_db: float,
     cut = (1.0 - window) * s
     before = [h["w_psnr"] for h in history if h["step"] <= cut]
     after = [h["w_psnr"] for h in history if h["step"] > cut]
-    if not before or not after:
+    if not before or len(after) < max(1, min_validations):
         return False
     return max(after) - max(before) < min_gain_db
 
@@ -812,8 +817,9 @@ def train(method_name, profile: str | Profile = "default", steps: Optional[int] 
                             "lr": float(scheduler.get_last_lr()[0])})
             log.write(f"step {step}/{steps}: validation W-PSNR {scores['w_psnr']:.2f} dB, "
                       f"V-PSNR {scores['v_psnr']:.2f} dB")
-            flat = plateau is not None and plateau_stop(history, plateau,
-                                                        min_steps=PLATEAU_MIN_STEPS)
+            flat = plateau is not None and plateau_stop(
+                history, plateau, min_steps=PLATEAU_MIN_STEPS,
+                min_validations=PLATEAU_MIN_VALIDATIONS)
             if step < steps and flat:
                 stopped = {"reason": f"plateau: validation W-PSNR gained less than "
                                      f"{plateau:g} dB over the last "
