@@ -25,6 +25,9 @@ from bench.train.loop import (
 def _cmd_train(args) -> int:
     if is_campaign(args.method):
         return run_campaign(args)
+    if args.jobs != 1:
+        raise BenchError(f"--jobs trains the methods of a campaign side by side (--method "
+                         f"all, ablation or A,B); {args.method!r} is one method")
     try:
         path = train(args.method, profile=args.profile, steps=args.steps, seed=args.seed,
                      device=args.device, out=args.out, resume=not args.no_resume,
@@ -157,6 +160,10 @@ def add_train_parser(subparsers) -> None:
                         "campaign (--method all, ablation or A,B) shared equally by its "
                         "methods; a campaign with --steps runs that schedule for each method, "
                         "the budget only capping its share")
+    q.add_argument("--jobs", type=int, default=1, metavar="N",
+                   help="a campaign on the CPU: train N methods at once, each in a process "
+                        "with its share of the threads (default 1: one at a time with all "
+                        "of them)")
     q.add_argument("--out-dir", default=None,
                    help="a campaign's folder for checkpoints, cards and campaign.json "
                         "(default: training-campaign-PROFILE in the user data folder, see "
