@@ -41,14 +41,16 @@ def test_campaign_jobs_train_methods_side_by_side_as_they_would_one_at_a_time(tm
         assert card_a["device"] == card_b["device"] and f"{threads} threads" in card_a["device"]
         assert card_a["history"] == card_b["history"]
         assert all(torch.equal(state_a[k], state_b[k]) for k in state_b)
+
+
+def test_bad_jobs_are_a_message(tmp_path, capsys):
+    from bench.__main__ import main
+
+    recipe = {"steps": 4}
     with pytest.raises(BenchError, match="at least 1"):
         campaign("udh", None, tmp_path / "d", profile="tiny", recipe=recipe, jobs=0)
     with pytest.raises(BenchError, match="one method at a time"):
         campaign("udh", None, tmp_path / "d", device="cuda", recipe=recipe, jobs=2)
-
-
-def test_jobs_outside_a_campaign_is_a_message(capsys):
-    from bench.__main__ import main
 
     assert main(["train", "--method", "udh", "--profile", "tiny", "--jobs", "2",
                  "--quiet"]) == 2

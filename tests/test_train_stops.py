@@ -335,4 +335,3 @@ def test_the_ablation_campaign_is_the_full_model_then_its_six_variants():
     names = campaign_methods("ablation")
     assert names[0] == "safe-sora" and sorted(names) == sorted(PAPER_ABLATION_NAMES)
     assert len(names) == 7
-

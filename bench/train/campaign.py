@@ -177,11 +177,10 @@ def _train_method(name: str, out: Path, profile: str, device: str, seed: int,
     fixed_steps = recipe.get("steps")
     began = time.perf_counter()
     try:
-        left = None if share is None else share - (time.perf_counter() - began)
         if fixed_steps is not None and not _finished(ckpt):
             say(f"{name}: {fixed_steps} steps")
             train(name, profile=profile, seed=seed, device=device, out=ckpt,
-                  progress=progress, precision=precision, max_seconds=left, **recipe)
+                  progress=progress, precision=precision, max_seconds=share, **recipe)
         elif not _finished(ckpt):
             probe = out / f".probe-{ckpt.name}"
             probe_path = train(name, profile=profile, steps=PROBE_STEPS, seed=seed,
