@@ -87,6 +87,11 @@ class Method(abc.ABC):
     checkpoint_dir: ClassVar[str | Path] = "checkpoints"
     #: path of the checkpoint the default construction loads (None: weight-free)
     checkpoint: Optional[Path] = None
+    #: the precision ``bench run --precision auto`` (the default) runs this method in:
+    #: ``bf16`` only where its shipped checkpoint's metrics were measured within
+    #: ``bench.core.precision.BF16_TOLERANCE_DB`` of fp32 (README, "Dry run, timings,
+    #: precision"), else ``fp32``
+    inference_precision: ClassVar[str] = "fp32"
 
     @abc.abstractmethod
     def embed(self, frames: torch.Tensor, logos: torch.Tensor,

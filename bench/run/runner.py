@@ -42,7 +42,12 @@ from bench.core.api import (
     TrainableMethod,
     check_device,
 )
-from bench.core.precision import autocast, check_precision, to_channels_last
+from bench.core.precision import (
+    autocast,
+    check_run_precision,
+    method_precision,
+    to_channels_last,
+)
 from bench.core.profiles import load_profile
 from bench.core.results import (
     DERIVED_ROW_COLUMNS,
@@ -86,8 +91,9 @@ class RunConfig:
     fvd: bool = True
     #: ``{method name: checkpoint file}`` loaded instead of the method's shipped checkpoint
     checkpoints: dict = field(default_factory=dict)
-    #: the methods' forward passes: ``fp32`` (the reference) or ``bf16`` (bench.core.precision)
-    precision: str = "fp32"
+    #: the methods' forward passes: ``fp32`` (the reference), ``bf16``, or ``auto``: each
+    #: method's declared precision on its shipped checkpoint (bench.core.precision)
+    precision: str = "auto"
     #: ``serial`` (this process) or ``ray`` (one Ray actor per method, bench.run.executors)
     executor: str = "serial"
     #: the Ray cluster: ``None`` (a local one), ``auto`` or ``HOST:PORT``
@@ -225,6 +231,21 @@ def build_methods(spec: str, profile: Profile, device: str,
     return out
 
 
+def _runs_shipped_weights(method: Method, profile: Profile) -> bool:
+    """Whether ``method`` runs the weights it ships for ``profile`` (a weight-free method
+    always does); a checkpoint given with ``--checkpoint``, trained into the user data folder
+    or none at all (random weights) is not the shipped one."""
+    if isinstance(method, MissingMethod):
+        return False
+    if not isinstance(method, TrainableMethod):
+        return True
+    from bench.core.checkpoints import checkpoint_path
+
+    ckpt = getattr(method, "checkpoint", None)
+    return ckpt is not None and Path(ckpt).resolve() == \
+        checkpoint_path(method, profile.name).resolve()
+
+
 def _method_fingerprint(method: Method, precision: str = "fp32") -> dict:
     """What identifies a method's outputs: name, version, checkpoint file and hash, and the
     precision of its forward passes when it is not the fp32 reference (so fp32 keys stay
@@ -340,14 +361,18 @@ class Runner:
         self.attacks = unique(a for group in groups for a in group)
         firsts = {group[0].canonical for group in groups if group}
         self.paper_attacks = [a for a in self.attacks if a.canonical in firsts]
-        self.precision = check_precision(config.precision)
+        self.precision = check_run_precision(config.precision)
         self.methods = (methods if methods is not None
                         else build_methods(config.methods, self.profile, self.device,
                                            config.checkpoints))
-        if self.precision == "bf16":
-            for method in self.methods:
-                if isinstance(method, TrainableMethod):
-                    to_channels_last(method.network())
+        #: the precision each method runs in (``auto`` resolved per method)
+        self.precisions = {
+            m.name: method_precision(self.precision, getattr(m, "inference_precision", "fp32"),
+                                     _runs_shipped_weights(m, self.profile))
+            for m in self.methods}
+        for method in self.methods:
+            if self.precisions[method.name] == "bf16" and isinstance(method, TrainableMethod):
+                to_channels_last(method.network())
         self.source = build_source(config.source, self.profile, config.seed, config.limit)
         self.cache = Cache(config.cache_dir)
         self.cache.check_usable()
@@ -359,7 +384,7 @@ class Runner:
                              and m.spec.compares == "logo"]
         self.metric_versions = {m.column: m.version for m in registered}
         self.row_columns = row_columns([m.column for m in registered if m.level == "row"])
-        self.fingerprints = {m.name: _method_fingerprint(m, self.precision)
+        self.fingerprints = {m.name: _method_fingerprint(m, self.precisions[m.name])
                              for m in self.methods if not isinstance(m, MissingMethod)}
         self.computed = 0
         self.times = StageTimes()
@@ -409,7 +434,7 @@ class Runner:
             return {"video": video, **info}
         frames = clip.frames.to(self.device)[None]
         start = time.perf_counter()
-        with torch.no_grad(), autocast(self.precision, self.device):
+        with torch.no_grad(), autocast(self.precisions[method.name], self.device):
             out = method.embed(frames, logo.image.to(self.device)[None], [clip])
         out = out.float() if isinstance(out, torch.Tensor) else out
         embed_s = time.perf_counter() - start
@@ -452,7 +477,7 @@ class Runner:
             attacked = attack(embedded["video"], gen)
         _validate(attacked, embedded["video"].shape, f"attack {attack.canonical}")
         start = time.perf_counter()
-        with torch.no_grad(), autocast(self.precision, self.device):
+        with torch.no_grad(), autocast(self.precisions[method.name], self.device):
             recovered = method.extract(attacked.to(self.device)[None])
         recovered = recovered.float() if isinstance(recovered, torch.Tensor) else recovered
         extract_s = time.perf_counter() - start
