@@ -2,7 +2,8 @@
 
 Nothing is written: the methods and attacks are built and checked as a run would, then the
 first cover clip is embedded and extracted once per method, every attack setting is applied
-once to it and the row metrics scored once. The estimate multiplies those timings by the
+once to it and the row metrics scored once, each method in the precision the run would
+use (``--precision``; ``auto`` resolved per method). The estimate multiplies those timings by the
 matrix (every setting for the profile's first ``curve_videos`` videos, the first setting of
 each attack entry for the others); I3D/FVD and cache I/O are not included. It is a one-clip
 measurement, so expect the real run to differ by tens of percent.
@@ -20,13 +21,14 @@ from tabulate import tabulate
 
 from bench import metrics
 from bench.core.api import ClipError
+from bench.core.precision import autocast
 from bench.run.runner import MissingMethod, RunConfig, Runner, as_8bit, score_metrics
 
 
-def _timed(fn) -> tuple[float, object]:
-    """``(seconds, fn())``, run without autograd."""
+def _timed(fn, precision: str = "fp32", device: str = "cpu") -> tuple[float, object]:
+    """``(seconds, fn())``, run without autograd in ``precision`` (bench.core.precision)."""
     start = time.perf_counter()
-    with torch.no_grad():
+    with torch.no_grad(), autocast(precision, device):
         out = fn()
     return time.perf_counter() - start, out
 
@@ -52,10 +54,14 @@ def plan(config: RunConfig) -> dict:
             video = clip.frames
             frames, image = clip.frames[None], logo.image[None]
             for method in methods:
-                embed, marked = _timed(lambda m=method: m.embed(frames, image, [clip]))
+                precision = runner.precisions[method.name]
+                embed, marked = _timed(lambda m=method: m.embed(frames, image, [clip]),
+                                       precision, runner.device)
                 video = marked[0].float().clamp(0, 1)
-                extract, _ = _timed(lambda m=method, v=video: m.extract(v[None]))
-                timings["methods"][method.name] = {"embed": embed, "extract": extract}
+                extract, _ = _timed(lambda m=method, v=video: m.extract(v[None]),
+                                    precision, runner.device)
+                timings["methods"][method.name] = {"embed": embed, "extract": extract,
+                                                   "precision": precision}
             gen = torch.Generator().manual_seed(0)
             for attack in runner.attacks:
                 timings["attacks"][attack.canonical], _ = _timed(lambda a=attack: a(video, gen))
@@ -93,10 +99,12 @@ def format_plan(result: dict) -> str:
     for name, reason in result["unavailable"].items():
         lines.append(f"  {name}: unavailable ({reason})")
     t = result["timings"]
-    body = [[m, f"{c['embed']:.3f}", f"{c['extract']:.3f}"] for m, c in t["methods"].items()]
+    body = [[m, c["precision"], f"{c['embed']:.3f}", f"{c['extract']:.3f}"]
+            for m, c in t["methods"].items()]
     if body:
         lines += ["", "one clip, seconds:",
-                  tabulate(body, headers=["method", "embed", "extract"], tablefmt="github"),
+                  tabulate(body, headers=["method", "precision", "embed", "extract"],
+                           tablefmt="github"),
                   f"render a clip {t['source']:.3f} s; video metrics {t['metrics']:.3f} s; "
                   f"attacks, all {len(t['attacks'])} settings once "
                   f"{sum(t['attacks'].values()):.3f} s"]
