@@ -85,8 +85,15 @@ def test_dry_run_counts_the_rows_a_run_makes_and_writes_nothing(tmp_path):
     assert not (tmp_path / "out").exists() and not (tmp_path / "cache").exists()
     assert set(result["timings"]["methods"]) == {"identity", "dct-qim"}
     assert result["estimate_s"] > 0
+    parts = result["estimate_parts_s"]
+    assert set(parts) == {"extract", "attacks", "embed", "source"}
+    assert sum(parts.values()) == pytest.approx(result["estimate_s"])
+    # every row extracts once per method: rows_per_method x one clip's extract time
+    extract = sum(c["extract"] for c in result["timings"]["methods"].values())
+    assert parts["extract"] == pytest.approx(result["rows_per_method"] * extract)
     text = format_plan(result)
     assert f"{result['rows']:,} rows" in text and "estimate for an empty cache" in text
+    assert "of which extract" in text
     summary = run(config)
     assert result["rows"] == summary.rows
 

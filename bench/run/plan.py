@@ -70,23 +70,26 @@ def plan(config: RunConfig) -> dict:
                 lambda: score_metrics(runner.video_metrics, inputs))
     attack_s = sum(timings["attacks"].get(a.canonical, 0.0)
                    for attacks in per_video for a in attacks)
+    parts = _estimate_parts(timings, clips, per_method, attack_s)
     return {"clips": clips, "curve_videos": curve, "settings": settings,
             "methods": [m.name for m in runner.methods],
             "unavailable": {m.name: m.reason for m in runner.methods
                             if isinstance(m, MissingMethod)},
             "rows": per_method * len(runner.methods), "rows_per_method": per_method,
-            "timings": timings,
-            "estimate_s": _estimate(timings, clips, per_method, attack_s)}
+            "timings": timings, "estimate_parts_s": parts,
+            "estimate_s": sum(parts.values())}
 
 
-def _estimate(timings: dict, clips: int, rows_per_method: int, attack_s: float) -> float:
-    """Seconds for an empty cache: every clip rendered, and per method every clip embedded
-    and scored, every row extracted and every setting applied (``attack_s`` per method)."""
-    total = clips * timings["source"]
-    for cost in timings["methods"].values():
-        total += clips * (cost["embed"] + timings["metrics"])
-        total += rows_per_method * cost["extract"] + attack_s
-    return total
+def _estimate_parts(timings: dict, clips: int, rows_per_method: int,
+                    attack_s: float) -> dict[str, float]:
+    """Seconds for an empty cache, per stage: every clip rendered (``source``), and per method
+    every clip embedded and its video metrics scored (``embed``), every row extracted
+    (``extract``) and every setting applied (``attacks``; ``attack_s`` per method)."""
+    methods = timings["methods"].values()
+    return {"extract": sum(rows_per_method * cost["extract"] for cost in methods),
+            "attacks": len(timings["methods"]) * attack_s,
+            "embed": sum(clips * (cost["embed"] + timings["metrics"]) for cost in methods),
+            "source": clips * timings["source"]}
 
 
 def format_plan(result: dict) -> str:
@@ -111,4 +114,7 @@ def format_plan(result: dict) -> str:
     minutes = result["estimate_s"] / 60
     lines += ["", f"estimate for an empty cache: {minutes:.1f} min (I3D/FVD and cache I/O not "
                   "included; from one clip, expect tens of percent either way)"]
+    parts = [f"{name} {seconds / 60:.1f} min"
+             for name, seconds in result["estimate_parts_s"].items()]
+    lines.append("  of which " + ", ".join(parts) + " (embed: with the video metrics)")
     return "\n".join(lines)
