@@ -407,26 +407,6 @@ def test_sfmamba2d_shapes_and_gradients():
     assert torch.isfinite(x.grad).all()
 
 
-def test_token_gather_backward_is_the_inverse_permutation():
-    """The scan-order gather's own backward equals autograd's scatter-add of index_select,
-    bit for bit (a permutation's gradient has no sums), and passes gradcheck."""
-    from methods.safe_sora.scan import local_order_2d, subband_order
-    from methods.safe_sora.sfmamba import _gather
-
-    torch.manual_seed(0)
-    for order in (subband_order(4, 6, 8), local_order_2d(6, 8, 2)):
-        length = order.numel()
-        x = torch.randn(2, length, 3, requires_grad=True)
-        g = torch.randn(2, length, 3)
-        ours = torch.autograd.grad(_gather(x, order), x, g)[0]
-        reference = torch.autograd.grad(x.index_select(1, order), x, g)[0]
-        assert torch.equal(ours, reference)
-        assert torch.equal(_gather(x, order), x[:, order])
-    x = torch.randn(1, 12, 2, dtype=F64, requires_grad=True)
-    perm = torch.randperm(12)
-    assert torch.autograd.gradcheck(lambda t: _gather(t, perm), (x,))
-
-
 def test_sfmamba3d_shapes_gradients_and_variants():
     torch.manual_seed(0)
     block = SFMamba3D(8)

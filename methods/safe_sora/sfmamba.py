@@ -80,35 +80,11 @@ class SS2D(nn.Module):
         return self.out_proj(self.out_norm(y) * F.silu(z))
 
 
-class _Permute(torch.autograd.Function):
-    """``x.index_select(1, order)`` whose backward gathers by the inverse permutation.
-
-    Autograd's own backward of ``index_select`` scatter-adds (``index_add_``), which is slow on
-    the CPU (3-7 ms per call on the embedder's 131k full-size tokens); a permutation's
-    gradient is itself a permutation, so the backward is one more gather (same numbers).
-    """
-
-    @staticmethod
-    def forward(ctx, x: torch.Tensor, order: torch.Tensor) -> torch.Tensor:
-        ctx.save_for_backward(order)
-        return x.index_select(1, order)
-
-    @staticmethod
-    @torch.autograd.function.once_differentiable
-    def backward(ctx, grad: torch.Tensor):
-        (order,) = ctx.saved_tensors
-        return grad.index_select(1, invert(order)), None
-
-
 def _gather(tokens: torch.Tensor, order: torch.Tensor | None) -> torch.Tensor:
-    """tokens (B, L, C) reordered along L by ``order``, a permutation of range(L) (None:
-    unchanged)."""
+    """tokens (B, L, C) reordered along L by ``order`` (None: unchanged)."""
     if order is None:
         return tokens
-    order = order.to(tokens.device)
-    if torch.is_grad_enabled() and tokens.requires_grad:
-        return _Permute.apply(tokens, order)
-    return tokens.index_select(1, order)
+    return tokens.index_select(1, order.to(tokens.device))
 
 
 class SFMamba2D(nn.Module):
