@@ -251,6 +251,17 @@ def test_validation_scores_against_closed_forms(fast_data):
     assert scores["w_psnr"] == pytest.approx(expected, abs=1e-6)
 
 
+def test_validation_clips_are_the_same_whatever_the_run_seed(fast_data):
+    """A --init chain changes seed between runs; its validation curve must score one set."""
+    first, second = (TrainingData(PROFILE, seed=s).validation() for s in (5, 11))
+    for (clip_a, logo_a), (clip_b, logo_b) in zip(first, second, strict=True):
+        assert clip_a.id == clip_b.id and torch.equal(clip_a.frames, clip_b.frames)
+        assert torch.equal(logo_a, logo_b)
+    # the training renders do follow the seed
+    assert not torch.equal(TrainingData(PROFILE, seed=5, renders=1).batch(0, 1)[0],
+                           TrainingData(PROFILE, seed=11, renders=1).batch(0, 1)[0])
+
+
 def test_batches_vary_by_step_and_never_use_validation_prompts(fast_data, monkeypatch):
     data = TrainingData(PROFILE, seed=3, frames=4)
     held = set(data.validation_indices)

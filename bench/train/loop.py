@@ -20,7 +20,9 @@ method owns its network, its losses and its noise layers (``TrainableMethod`` in
   ``lr * 1e-2`` at the last step (``lr_factor``). Gradients are clipped to norm 1.0.
 * **Validation** every ``max(50, steps // 10)`` steps and at the end: eval-mode ``embed``,
   8-bit quantisation (as the runner stores videos), ``extract``; W-PSNR and V-PSNR (dB)
-  averaged over the held-aside clips, no attack.
+  averaged over the held-aside clips, no attack. The held-aside clips are rendered with
+  ``VALIDATION_RENDER_SEED`` whatever the run's seed, so the runs of a ``--init`` chain are
+  scored on the same clips.
 * **Checkpoints.** At every validation the resumable state (model, optimiser, scheduler,
   step, RNG states, history) is written atomically to ``{out stem}.state.pt``; a new run with
   the same settings resumes from it. ``init`` (``--init CKPT``) starts from the weights of an
@@ -65,6 +67,9 @@ __all__ = ["GRAD_CLIP_NORM", "VALIDATION_PROMPT_IDS", "TrainingData",
 VALIDATION_PROMPT_IDS = ("t196", "t197", "t198", "t199")
 #: training-logo indices held aside for validation; training draws logos from [0, TRAIN_LOGOS)
 VALIDATION_LOGO_INDICES = (99996, 99997, 99998, 99999)
+#: render seed of the held-aside clips, the same for every run, so the validation figures of
+#: runs with different seeds (a ``--init`` chain) score the same clips
+VALIDATION_RENDER_SEED = 0
 TRAIN_LOGOS = 1000
 #: renders of each training prompt the default data draw from (kept on disk as uint8)
 RENDERS_PER_PROMPT = 2
@@ -283,6 +288,8 @@ class TrainingData:
             raise BenchError(f"renders per prompt must be >= 1 (or None), got {renders}")
         self.renders = None if renders is None else int(renders)
         self.overfit = bool(overfit)
+        #: the overfit item is a training item, rendered as training renders it
+        self.validation_render_seed = self.seed if self.overfit else VALIDATION_RENDER_SEED
         self._ids = ids
         self._validation: Optional[list[tuple[Clip, torch.Tensor]]] = None
 
@@ -402,7 +409,7 @@ class TrainingData:
             if self.overfit:  # one training clip and logo: trained on and validated on
                 pairs = [(self.train_indices[0], 0)]
             for index, logo_index in pairs:
-                clip = self._clip(index, self.seed)
+                clip = self._clip(index, self.validation_render_seed)
                 frames = clip.frames[:self.frames] if self.overfit else clip.frames
                 clip = Clip(id=clip.id, prompt=clip.prompt, frames=quantise(frames),
                             fps=clip.fps)
@@ -862,7 +869,8 @@ def train(method_name, profile: str | Profile = "default", steps: Optional[int] 
         "training_seconds": round(train_seconds, 3), "device": _device_text(device),
         "validation": {"w_psnr": final.get("w_psnr"), "v_psnr": final.get("v_psnr"),
                        "prompts": list(VALIDATION_PROMPT_IDS),
-                       "logos": list(VALIDATION_LOGO_INDICES)},
+                       "logos": list(VALIDATION_LOGO_INDICES),
+                       "render_seed": data.validation_render_seed},
         "history": history, "curve": prior_curve + shift_curve(history, prior_steps),
         "parameters": n_params,
         "method_card": method.card(),
