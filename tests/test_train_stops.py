@@ -200,6 +200,31 @@ def test_explicit_resume_refuses_missing_foreign_and_corrupt_states(tmp_path):
     assert TinyMethod.calls == 2
 
 
+def test_a_state_from_before_the_fixed_validation_seed_resumes_only_where_clips_agree(
+        tmp_path):
+    """States written before validation clips had a fixed render seed scored them with the
+    run's seed: one of seed 3 would mix two clip sets in one curve and is refused; one of
+    seed 0 validated on the very clips a resumed run uses and continues."""
+    for seed, resumes in ((3, False), (0, True)):
+        out = tmp_path / f"seed{seed}.pt"
+        TinyMethod.calls, TinyMethod.crash_at = 0, 3  # a state at step 2
+        with pytest.raises(RuntimeError):
+            train(TinyMethod, steps=4, out=out, validate_every=2, seed=seed, **SETTINGS)
+        TinyMethod.crash_at = None
+        state_file = state_path(out)
+        state = torch.load(state_file, weights_only=True)
+        assert state["settings"]["validation_render_seed"] == 0
+        del state["settings"]["validation_render_seed"]  # as written before the fix
+        torch.save(state, state_file)
+        TinyMethod.calls = 0
+        if resumes:
+            train(TinyMethod, steps=4, out=out, validate_every=2, seed=seed, **SETTINGS)
+            assert TinyMethod.calls == 2
+        else:
+            with pytest.raises(BenchError, match="validation_render_seed: saved 3, now 0"):
+                train(TinyMethod, steps=4, out=out, validate_every=2, seed=seed, **SETTINGS)
+
+
 def test_campaign_methods_are_the_trainable_ones():
     every = campaign_methods("all")
     assert {"balujanet", "udh", "pusnet", "safe-sd", "wengnet", "safe-sora"} <= set(every)

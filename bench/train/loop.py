@@ -495,6 +495,7 @@ class _Settings:
     overfit: bool = False
     clean_steps: int = 0
     ramp_steps: int = 0
+    validation_render_seed: int = VALIDATION_RENDER_SEED
 
 
 def _rng_state() -> dict:
@@ -546,6 +547,8 @@ def _load_state(path: Path, settings: _Settings) -> dict:
     saved.setdefault("overfit", False)
     saved.setdefault("clean_steps", 0)  # ... before the attack curriculum existed
     saved.setdefault("ramp_steps", 0)
+    # ... before the validation clips had a fixed render seed: they were rendered with the run's
+    saved.setdefault("validation_render_seed", saved.get("seed"))
     wanted["betas"] = tuple(wanted["betas"])
     diff = {k: (saved.get(k), v) for k, v in wanted.items() if saved.get(k) != v}
     if state.get("format") != STATE_FORMAT or diff:
@@ -733,7 +736,8 @@ def train(method_name, profile: str | Profile = "default", steps: Optional[int] 
                          batch_size, lr, float(defaults["weight_decay"]),
                          tuple(float(b) for b in defaults["betas"]), data.frames,
                          init_entry["sha256"] if init_entry else "", precision,
-                         data.renders, data.overfit, clean_steps, ramp_steps)
+                         data.renders, data.overfit, clean_steps, ramp_steps,
+                         data.validation_render_seed)
     default_out = user_checkpoint_path(method.name, prof.name)
     if overfit:
         from bench.core.store import default_cache_dir
