@@ -1,4 +1,4 @@
-"""Training throughput of every trainable baseline: one optimiser step, fp32 against bf16.
+"""Training throughput of every trainable method: one optimiser step, fp32 against bf16.
 
 A step here is what ``bench train`` does per step once its clip bank is warm: the method's
 ``training_losses`` (under bf16 autocast with the network in channels_last, or in plain fp32),
@@ -19,7 +19,8 @@ from bench.core.precision import to_channels_last
 from bench.core.profiles import load_profile
 from bench.train.loop import _training_attacks
 
-BASELINES = ("balujanet", "udh", "pusnet", "safe-sd", "wengnet")
+#: Safe-Sora at its default batch 1 of one 8-frame unit
+TRAINABLE = ("balujanet", "udh", "pusnet", "safe-sd", "wengnet", "safe-sora")
 PROFILE = load_profile("default")
 
 
@@ -52,7 +53,7 @@ def _step_fn(name: str, precision: str):
 
 @pytest.mark.slow
 @pytest.mark.parametrize("precision", ["fp32", "bf16"])
-@pytest.mark.parametrize("name", BASELINES)
+@pytest.mark.parametrize("name", TRAINABLE)
 def test_training_step_throughput(benchmark, name, precision):
     benchmark.group = f"train step {name}"
     step, batch = _step_fn(name, precision)
