@@ -70,27 +70,27 @@ def test_auto_precision_is_the_declared_one_on_shipped_weights_only():
 
 
 def test_auto_resolves_per_method_and_enters_the_cache_key(tmp_path):
-    from baselines.balujanet import BalujaNet
+    from baselines.safe_sd import SafeSD
     from bench.core.checkpoints import checkpoint_path
 
     def runner(**extra):
-        config = RunConfig(methods="balujanet,udh,identity", attacks="identity",
+        config = RunConfig(methods="safe-sd,balujanet,identity", attacks="identity",
                            profile="default", limit=1, out=tmp_path / "out",
                            cache_dir=tmp_path / "cache", progress=False, fvd=False, **extra)
         return Runner(config)
 
-    assert BalujaNet.inference_precision == "bf16"
+    assert SafeSD.inference_precision == "bf16"
     auto = runner()
-    assert auto.precisions == {"balujanet": "bf16", "udh": "fp32", "identity": "fp32"}
-    assert auto.fingerprints["balujanet"]["precision"] == "bf16"
-    assert "precision" not in auto.fingerprints["udh"]
+    assert auto.precisions == {"safe-sd": "bf16", "balujanet": "fp32", "identity": "fp32"}
+    assert auto.fingerprints["safe-sd"]["precision"] == "bf16"
+    assert "precision" not in auto.fingerprints["balujanet"]
     reference = runner(precision="fp32")
     assert set(reference.precisions.values()) == {"fp32"}
     # the same weights under another path are not the shipped checkpoint: fp32
-    copy = tmp_path / "balujanet-copy.pt"
-    copy.write_bytes(checkpoint_path("balujanet", "default").read_bytes())
-    other = runner(checkpoints={"balujanet": copy})
-    assert other.precisions["balujanet"] == "fp32"
+    copy = tmp_path / "safe-sd-copy.pt"
+    copy.write_bytes(checkpoint_path("safe-sd", "default").read_bytes())
+    other = runner(checkpoints={"safe-sd": copy})
+    assert other.precisions["safe-sd"] == "fp32"
 
 
 def _declared_bf16() -> list[str]:

@@ -99,12 +99,12 @@ def test_dry_run_counts_the_rows_a_run_makes_and_writes_nothing(tmp_path):
 
 
 def test_dry_run_times_each_method_in_the_precision_the_run_uses(tmp_path):
-    """balujanet declares bf16 for its shipped checkpoint: auto times it in bf16."""
+    """safe-sd declares bf16 for its shipped checkpoint: auto times it in bf16."""
     for precision, expected in (("auto", "bf16"), ("fp32", "fp32")):
-        config = _config(tmp_path, methods="balujanet,identity", attacks="identity",
+        config = _config(tmp_path, methods="safe-sd,identity", attacks="identity",
                          profile="default", limit=1, precision=precision)
         methods = plan(config)["timings"]["methods"]
-        assert methods["balujanet"]["precision"] == expected
+        assert methods["safe-sd"]["precision"] == expected
         assert methods["identity"]["precision"] == "fp32"
 
 
