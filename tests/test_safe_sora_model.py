@@ -126,6 +126,9 @@ def test_training_losses_and_gradients(smooth_clip, block_logo):
                                     lambda x, g: x, torch.Generator())
     assert 0 < float(losses["video_mse"]) < 1e-2  # a faint residual at initialisation
     assert torch.isfinite(losses["loss"]) and float(losses["watermark_mse"]) > 0
+    # both terms on [-1, 1] values, as the released code: the video term is 4x the [0, 1] MSE
+    expected = 4 * losses["video_mse"] + 0.75 * losses["watermark_mse"]
+    assert float(losses["loss"]) == pytest.approx(float(expected), rel=1e-5)
     net = method.network()
     method.training_losses(smooth_clip[None, :8], block_logo[None], lambda x, g: x,
                            torch.Generator())["loss"].backward()

@@ -23,7 +23,9 @@ Training (``bench train``): one differentiable attack per step, drawn uniformly 
 identity, erasure, blur, noise, rotation and the learned H.264 proxy (the proxy 1/6 of the
 time, as in the paper; the paper draws the other distortions per frame, the shared loop per
 clip). Loss MSE(watermarked, cover) + 0.75 MSE(recovered patches incl. position channel,
-embedded patches), ground-truth slots in training, decoded ones at test; AdamW 5e-4, cosine.
+embedded patches), both on [-1, 1] values as in the released code (its frames are the VAE's
+decodes and its logos are normalised to [-1, 1]); ground-truth slots in training, decoded ones
+at test; AdamW 5e-4, cosine.
 """
 
 from __future__ import annotations
@@ -297,10 +299,12 @@ class SafeSora(TrainableMethod):
         received = attack(sent, generator)
         canvas = self.net.canvas(received)
         recovered = patches_from_canvas(canvas, slot, UNIT_FRAMES, self.config.regions)
-        video_mse = F.mse_loss(marked, cover)
-        watermark_mse = F.mse_loss(recovered, patches)
+        video_mse = F.mse_loss(marked, cover)  # on [0, 1] values, for the log
+        watermark_mse = F.mse_loss(recovered, patches)  # canvas values in [-1, 1]
         logo_mse = F.mse_loss((recovered[:, :, :3] + 1) / 2, (patches[:, :, :3] + 1) / 2)
-        return {"loss": video_mse + WATERMARK_WEIGHT * watermark_mse,
+        # the video term on [-1, 1] values like the canvas: 4x the MSE on [0, 1]
+        video_term = F.mse_loss(marked * 2 - 1, cover * 2 - 1)
+        return {"loss": video_term + WATERMARK_WEIGHT * watermark_mse,
                 "video_mse": video_mse.detach(), "logo_mse": logo_mse.detach(),
                 "watermark_mse": watermark_mse.detach()}
 
@@ -325,7 +329,8 @@ class SafeSora(TrainableMethod):
             "train_attacks": list(self.train_attacks),
             "degradation": "one attack per step drawn uniformly (H.264 proxy 1/6 of steps); "
                            "per clip rather than per frame",
-            "loss": f"MSE(video) + {WATERMARK_WEIGHT} MSE(patches incl. position channel)",
+            "loss": f"MSE(video) + {WATERMARK_WEIGHT} MSE(patches incl. position channel), "
+                    "both on [-1, 1] values",
             "output_layer_init": f"N(0, {HEAD_INIT_STD}^2) weights, zero bias (the paper: zero; "
                                  "from zero the residual stays below the 8-bit step within a "
                                  "CPU budget of steps)",
