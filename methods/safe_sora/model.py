@@ -299,12 +299,11 @@ class SafeSora(TrainableMethod):
         received = attack(sent, generator)
         canvas = self.net.canvas(received)
         recovered = patches_from_canvas(canvas, slot, UNIT_FRAMES, self.config.regions)
-        video_mse = F.mse_loss(marked, cover)  # on [0, 1] values, for the log
+        video_mse = F.mse_loss(marked, cover)  # on [0, 1] values
         watermark_mse = F.mse_loss(recovered, patches)  # canvas values in [-1, 1]
         logo_mse = F.mse_loss((recovered[:, :, :3] + 1) / 2, (patches[:, :, :3] + 1) / 2)
-        # the video term on [-1, 1] values like the canvas: 4x the MSE on [0, 1]
-        video_term = F.mse_loss(marked * 2 - 1, cover * 2 - 1)
-        return {"loss": video_term + WATERMARK_WEIGHT * watermark_mse,
+        # the video term on [-1, 1] values like the canvas: x -> 2x - 1 scales an MSE by 4
+        return {"loss": 4 * video_mse + WATERMARK_WEIGHT * watermark_mse,
                 "video_mse": video_mse.detach(), "logo_mse": logo_mse.detach(),
                 "watermark_mse": watermark_mse.detach()}
 
