@@ -517,6 +517,22 @@ def test_overfit_mode_writes_under_the_cache_and_gives_a_verdict(tmp_path, fast_
                  "--overfit", "--quiet", "--frames", "4"]) == 1
 
 
+def test_overfit_takes_the_methods_single_clip_steps_and_lr(tmp_path, fast_data):
+    class OwnCheck(TinyMethod):
+        train_defaults = {**TinyMethod.train_defaults, "overfit_steps": 3, "overfit_lr": 0.05}
+
+    _, card = load_checkpoint(train(OwnCheck, profile="tiny", progress=False, overfit=True,
+                                    frames=4, out=tmp_path / "own.pt"))
+    assert (card["steps"], card["lr"]) == (3, 0.05)
+    _, card = load_checkpoint(train(OwnCheck, profile="tiny", steps=2, lr=0.02,
+                                    progress=False, overfit=True, frames=4,
+                                    out=tmp_path / "given.pt"))
+    assert (card["steps"], card["lr"]) == (2, 0.02)  # the command line wins
+    _, card = load_checkpoint(train(OwnCheck, profile="tiny", steps=2, progress=False,
+                                    frames=4, out=tmp_path / "plain.pt"))
+    assert card["lr"] == TinyMethod.train_defaults["lr"]  # a normal run keeps the method's lr
+
+
 def test_warm_renders_what_the_steps_draw_once(fast_data):
     data = TrainingData(PROFILE, seed=6, frames=4, renders=2)
     needed = data.missing_renders(0, 30, 4)

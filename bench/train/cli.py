@@ -130,8 +130,9 @@ def add_train_parser(subparsers) -> None:
                         f"as uint8 (default {RENDERS_PER_PROMPT}; 0: a fresh render per item)")
     q.add_argument("--overfit", action="store_true",
                    help=f"train and validate on one clip; exit 1 unless W-PSNR and V-PSNR "
-                        f"reach {OVERFIT_TARGET_DB:g} dB (default {OVERFIT_STEPS} steps; "
-                        "checkpoint under the cache folder unless --out)")
+                        f"reach {OVERFIT_TARGET_DB:g} dB (default {OVERFIT_STEPS} steps at "
+                        "the method's lr, or its own single-clip steps and lr; checkpoint "
+                        "under the cache folder unless --out)")
     q.add_argument("--no-resume", action="store_true",
                    help="ignore a resumable state left by an interrupted run")
     q.add_argument("--resume", default=None, metavar="STATE",

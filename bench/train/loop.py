@@ -223,6 +223,13 @@ def _clean(video: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
 CLEAN = ("clean", _clean)
 
 
+def overfit_defaults(defaults: dict) -> tuple[int, float]:
+    """The single-clip check's ``(steps, lr)``: the method's ``train_defaults["overfit_steps"]``
+    and ``["overfit_lr"]`` where it sets them, else ``OVERFIT_STEPS`` and its ``lr``."""
+    return (int(defaults.get("overfit_steps", OVERFIT_STEPS)),
+            float(defaults.get("overfit_lr", defaults["lr"])))
+
+
 def curriculum_defaults(defaults: dict) -> tuple[int, int]:
     """The method's ``(clean_steps, ramp_steps)`` from its ``train_defaults`` (0, 0: none)."""
     return int(defaults.get("clean_steps", 0)), int(defaults.get("ramp_steps", 0))
@@ -679,8 +686,8 @@ def train(method_name, profile: str | Profile = "default", steps: Optional[int] 
     channels_last (weights, optimiser state and loss stay fp32), ``"fp32"`` the reference
     path; default ``train_defaults["precision"]``. ``renders``: fixed renders per training
     prompt kept on disk (``TrainingData``; None: a fresh render per item); ``overfit``: train
-    and validate on one clip (``OVERFIT_STEPS`` steps by default, every one clean; the
-    checkpoint goes under the cache folder unless ``out`` is given). ``clean_steps``,
+    and validate on one clip (steps and lr by default ``overfit_defaults``, every step clean;
+    the checkpoint goes under the cache folder unless ``out`` is given). ``clean_steps``,
     ``ramp_steps``: the attack curriculum (``attack_probability``; default
     ``train_defaults["clean_steps"]`` and ``["ramp_steps"]``, else 0: attacked from step 0).
 
@@ -709,7 +716,7 @@ def train(method_name, profile: str | Profile = "default", steps: Optional[int] 
     prior_steps = int((init_entry or {}).get("total_steps") or 0)
     defaults = {**TrainableMethod.train_defaults, **dict(method.train_defaults)}
     if steps is None:
-        steps = OVERFIT_STEPS if overfit else defaults["steps"]
+        steps = overfit_defaults(defaults)[0] if overfit else defaults["steps"]
     steps = int(steps)
     precision_note = None
     if precision is None:
@@ -718,7 +725,9 @@ def train(method_name, profile: str | Profile = "default", steps: Optional[int] 
     if precision not in PRECISIONS:
         raise BenchError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
     batch_size = int(defaults["batch_size"] if batch_size is None else batch_size)
-    lr = float(defaults["lr"] if lr is None else lr)
+    if lr is None:
+        lr = overfit_defaults(defaults)[1] if overfit else defaults["lr"]
+    lr = float(lr)
     if steps <= 0 or batch_size <= 0 or not lr > 0:
         raise BenchError(f"steps, batch size and lr must be positive, got {steps}, "
                          f"{batch_size}, {lr}")
