@@ -715,9 +715,9 @@ def train(method_name, profile: str | Profile = "default", steps: Optional[int] 
     prior_curve = init_entry.pop("curve") if init_entry else []
     prior_steps = int((init_entry or {}).get("total_steps") or 0)
     defaults = {**TrainableMethod.train_defaults, **dict(method.train_defaults)}
-    if steps is None:
-        steps = overfit_defaults(defaults)[0] if overfit else defaults["steps"]
-    steps = int(steps)
+    default_steps, default_lr = (overfit_defaults(defaults) if overfit
+                                 else (defaults["steps"], defaults["lr"]))
+    steps = int(default_steps if steps is None else steps)
     precision_note = None
     if precision is None:
         precision, precision_note = default_precision(defaults, device)
@@ -725,9 +725,7 @@ def train(method_name, profile: str | Profile = "default", steps: Optional[int] 
     if precision not in PRECISIONS:
         raise BenchError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
     batch_size = int(defaults["batch_size"] if batch_size is None else batch_size)
-    if lr is None:
-        lr = overfit_defaults(defaults)[1] if overfit else defaults["lr"]
-    lr = float(lr)
+    lr = float(default_lr if lr is None else lr)
     if steps <= 0 or batch_size <= 0 or not lr > 0:
         raise BenchError(f"steps, batch size and lr must be positive, got {steps}, "
                          f"{batch_size}, {lr}")
