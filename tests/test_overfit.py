@@ -11,7 +11,6 @@ from __future__ import annotations
 import pytest
 
 from bench.core import registry
-from bench.core.api import TrainableMethod
 from bench.core.checkpoints import load_checkpoint
 from bench.train.loop import OVERFIT_TARGET_DB, overfit_defaults, train
 
@@ -26,7 +25,7 @@ def test_method_fits_one_clip(method, tmp_path):
                 progress=False, resume=False)
     _, card = load_checkpoint(out)
     cls = registry.get("methods", method)
-    steps, lr = overfit_defaults({**TrainableMethod.train_defaults, **cls.train_defaults})
+    steps, lr = overfit_defaults(cls.resolved_train_defaults())
     assert (card["steps"], card["lr"]) == (steps, lr)
     w, v = card["validation"]["w_psnr"], card["validation"]["v_psnr"]
     assert w >= OVERFIT_TARGET_DB and v >= OVERFIT_TARGET_DB, \

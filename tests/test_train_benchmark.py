@@ -14,7 +14,6 @@ import pytest
 import torch
 
 from bench.core import registry
-from bench.core.api import TrainableMethod
 from bench.core.precision import to_channels_last
 from bench.core.profiles import load_profile
 from bench.train.loop import _training_attacks
@@ -27,7 +26,7 @@ PROFILE = load_profile("default")
 def _step_fn(name: str, precision: str):
     torch.manual_seed(0)
     method = registry.get("methods", name)(PROFILE, "cpu", checkpoint=None)
-    defaults = {**TrainableMethod.train_defaults, **method.train_defaults}
+    defaults = method.resolved_train_defaults()
     batch, frames = int(defaults["batch_size"]), int(defaults.get("frames") or PROFILE.frames)
     gen = torch.Generator().manual_seed(1)
     videos = (torch.rand(batch, frames, 3, PROFILE.height, PROFILE.width, generator=gen)

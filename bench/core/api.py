@@ -394,6 +394,11 @@ class TrainableMethod(Method):
     #: lacks are left out and listed in the card), e.g. an ablation variant from its full model
     warm_start_from: ClassVar[tuple[str, ...]] = ()
 
+    @classmethod
+    def resolved_train_defaults(cls) -> dict:
+        """This class's ``train_defaults`` over the base ones, so every base key has a value."""
+        return {**TrainableMethod.train_defaults, **cls.train_defaults}
+
     @abc.abstractmethod
     def network(self) -> torch.nn.Module:
         """The module holding every trainable parameter (its state_dict is the checkpoint)."""

@@ -714,7 +714,7 @@ def train(method_name, profile: str | Profile = "default", steps: Optional[int] 
     init_entry = _warm_start(method, Path(init)) if init is not None else None
     prior_curve = init_entry.pop("curve") if init_entry else []
     prior_steps = int((init_entry or {}).get("total_steps") or 0)
-    defaults = {**TrainableMethod.train_defaults, **dict(method.train_defaults)}
+    defaults = method.resolved_train_defaults()
     default_steps, default_lr = (overfit_defaults(defaults) if overfit
                                  else (defaults["steps"], defaults["lr"]))
     steps = int(default_steps if steps is None else steps)
