@@ -22,6 +22,10 @@ compares with the codec's (``proxy_fidelity``).
 ``proxy_h264_train_form(profile)`` gives the training form: the frozen proxy, gradients flowing
 to its input, output clamped to [0, 1] with a straight-through gradient. The training loop
 (bench/train/loop.py) uses it for the training-attack name ``h264-proxy``.
+``codec_h264_train_form(profile)`` (training-attack name ``h264-codec``) sends the frames
+through the real codec the proxy was fitted to and takes the gradient from the proxy: the
+extractor then trains on the codec's own artefacts, its quantisation noise included, while the
+embedder's gradient still carries the codec's smoothing (an identity gradient would not).
 """
 
 from __future__ import annotations
@@ -42,8 +46,8 @@ from bench.core.api import BenchError, Profile
 from bench.core.video import from_uint8, to_uint8
 from bench.metrics import psnr, psnr_from_mse
 
-__all__ = ["H264Proxy", "fit_proxy", "load_h264_proxy", "proxy_fidelity", "proxy_path",
-           "proxy_h264_train_form"]
+__all__ = ["H264Proxy", "codec_h264_train_form", "fit_proxy", "load_h264_proxy",
+           "proxy_fidelity", "proxy_path", "proxy_h264_train_form"]
 
 PROXY_VERSION = "1"
 DEFAULT_CLIPS = 64
@@ -398,3 +402,46 @@ def proxy_h264_train_form(profile: str | Profile = "default",
         return straight_through(out, out.clamp(0.0, 1.0))
 
     return h264_proxy
+
+
+@lru_cache(maxsize=8)
+def _proxy_target(name: str, path: Optional[str]) -> tuple[int, str]:
+    """``(crf, preset)`` of the codec the proxy of ``name`` (or the file ``path``) was fitted to."""
+    from bench.core.checkpoints import load_checkpoint
+
+    file = Path(path) if path is not None else proxy_path(name)
+    _, card = load_checkpoint(file, fit_command(name))
+    target = (card or {}).get("target") or {}
+    if "crf" not in target or "preset" not in target:
+        raise BenchError(f"{file}: its card does not name the codec it was fitted to "
+                         f"(target crf and preset); refit it with `{fit_command(name)}`")
+    return int(target["crf"]), str(target["preset"])
+
+
+def codec_h264_train_form(profile: str | Profile = "default",
+                          path: Optional[Path | str] = None) -> Callable:
+    """``(frames (B, T, 3, H, W), generator) -> frames``: forward, the real libx264 round trip
+    (``attacks.h264.h264_roundtrip``) of each clip at the CRF and preset the proxy was fitted
+    to and the profile's frame rate; backward, the frozen proxy's gradient
+    (``codec(x) + proxy(x) - proxy(x).detach()``).
+
+    The proxy and its card are loaded now (a missing one raises ``CheckpointMissing`` at once).
+    """
+    from attacks import check_video
+    from attacks.h264 import h264_roundtrip
+
+    prof = _profile(profile)
+    key = str(path) if path is not None else None
+    crf, preset = _proxy_target(prof.name, key)
+    _cached_proxy(prof.name, key, "cpu")
+
+    def h264_codec(frames: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        check_video(frames, batched=True)
+        proxy = _cached_proxy(prof.name, key, str(frames.device))
+        approx = proxy(frames)
+        with torch.no_grad():
+            real = torch.stack([h264_roundtrip(clip, crf, preset, prof.fps)[0]
+                                for clip in frames.detach()]).to(approx.dtype)
+        return real + (approx - approx.detach())  # forward exactly ``real``
+
+    return h264_codec

@@ -11,6 +11,7 @@ import torch
 from attacks import h264_proxy
 from attacks.h264_proxy import (
     H264Proxy,
+    codec_h264_train_form,
     codec_pairs,
     fit_proxy,
     load_h264_proxy,
@@ -24,11 +25,12 @@ from bench.core.profiles import load_profile
 PROFILE = load_profile("tiny")
 
 
-def _random_proxy_file(tmp_path):
+def _random_proxy_file(tmp_path, target=None):
     torch.manual_seed(0)
     proxy = H264Proxy()
     torch.nn.init.normal_(proxy.layers[-1].weight, std=0.05)
-    path = save_checkpoint(tmp_path / "proxy.pt", proxy.state_dict(), {"name": "h264-proxy"})
+    card = {"name": "h264-proxy"} if target is None else {"name": "h264-proxy", "target": target}
+    path = save_checkpoint(tmp_path / "proxy.pt", proxy.state_dict(), card)
     return proxy, path
 
 
@@ -67,6 +69,35 @@ def test_train_form_passes_gradients_to_its_input_only(tmp_path, smooth_clip):
     assert torch.allclose(x.grad, x2.grad, atol=1e-6)
 
 
+def test_codec_form_sends_the_real_codec_forward_and_the_proxys_gradient_back(tmp_path,
+                                                                             smooth_clip):
+    from attacks.h264 import h264_roundtrip
+
+    proxy, path = _random_proxy_file(tmp_path, {"crf": 36, "preset": "ultrafast"})
+    form = codec_h264_train_form("tiny", path=path)
+    x = torch.stack([smooth_clip[:4, :, :32, :32], smooth_clip[4:8, :, 16:48, 16:48]])
+    x = x.clone().requires_grad_(True)
+    out = form(x, torch.Generator().manual_seed(0))
+    # forward: each clip through libx264 at the card's CRF and preset, bit for bit
+    for b in range(2):
+        real, _ = h264_roundtrip(x[b].detach(), 36, "ultrafast", PROFILE.fps)
+        assert torch.equal(out[b].detach(), real)
+    assert float((out.detach() - x.detach()).abs().max()) > 1 / 255  # the codec did act
+    # backward: the proxy's Jacobian-vector product, not the identity
+    weights = torch.linspace(-1, 1, out.numel()).view_as(out)
+    (out * weights).sum().backward()
+    x2 = x.detach().clone().requires_grad_(True)
+    (proxy(x2) * weights).sum().backward()
+    assert torch.allclose(x.grad, x2.grad, atol=1e-6)
+    assert not torch.allclose(x.grad, weights, atol=1e-3)
+
+
+def test_codec_form_needs_the_codec_the_proxy_was_fitted_to(tmp_path):
+    _, path = _random_proxy_file(tmp_path)
+    with pytest.raises(BenchError, match="target crf and preset"):
+        codec_h264_train_form("tiny", path=path)
+
+
 def test_missing_proxy_names_the_fit_command(tmp_path, monkeypatch):
     monkeypatch.setattr(h264_proxy, "proxy_path", lambda name: tmp_path / f"h-{name}.pt")
     with pytest.raises(CheckpointMissing, match="python -m bench fit-proxy --profile tiny"):
@@ -75,6 +106,8 @@ def test_missing_proxy_names_the_fit_command(tmp_path, monkeypatch):
 
     with pytest.raises(CheckpointMissing):
         _training_attacks(("identity", "h264-proxy"), PROFILE)
+    with pytest.raises(CheckpointMissing):
+        _training_attacks(("identity", "h264-codec"), PROFILE)
 
 
 def test_fidelity_of_the_identity_proxy_is_the_identity_baseline():

@@ -217,6 +217,66 @@ def test_checkpoint_and_card(tmp_path, fast_data):
     assert card["validation"]["prompts"] == list(VALIDATION_PROMPT_IDS)
 
 
+def test_train_attacks_replace_the_methods_and_are_part_of_the_resumable_settings(
+        tmp_path, fast_data, monkeypatch):
+    from bench.train import loop
+
+    picked: list[str] = []
+    real_pick = loop.pick_attack
+
+    def recording_pick(attacks, *args):
+        name, form = real_pick(attacks, *args)
+        picked.append(name)
+        return name, form
+
+    monkeypatch.setattr(loop, "pick_attack", recording_pick)
+    TinyMethod.crash_at = 3
+    out = tmp_path / "m.pt"
+    with pytest.raises(RuntimeError):
+        train(TinyMethod, profile="tiny", steps=4, out=out, progress=False, workers=0,
+              validate_every=2, train_attacks=("blur",))
+    assert set(picked) == {"blur"}
+    TinyMethod.crash_at = None
+    with pytest.raises(BenchError, match="train_attacks"):  # the method's own set differs
+        train(TinyMethod, profile="tiny", steps=4, out=out, progress=False, workers=0,
+              validate_every=2)
+    TinyMethod.calls = 0
+    train(TinyMethod, profile="tiny", steps=4, out=out, progress=False, workers=0,
+          validate_every=2, train_attacks=("blur",))
+    assert TinyMethod.calls == 2
+    _, card = load_checkpoint(out)
+    assert card["train_attacks"] == ["blur"]
+    assert "--train-attacks blur" in card["command"]
+    # the method's own set is not named on the command line
+    own = train(TinyMethod, profile="tiny", steps=1, out=tmp_path / "own.pt", progress=False,
+                workers=0, train_attacks=TinyMethod.train_attacks)
+    assert "--train-attacks" not in load_checkpoint(own)[1]["command"]
+    with pytest.raises(BenchError, match="at least one"):
+        train(TinyMethod, profile="tiny", steps=1, out=tmp_path / "n.pt", progress=False,
+              workers=0, train_attacks=())
+    with pytest.raises(BenchError, match="unknown attack 'no-such'"):
+        train(TinyMethod, profile="tiny", steps=1, out=tmp_path / "n.pt", progress=False,
+              workers=0, train_attacks=("no-such",))
+
+
+def test_a_state_without_recorded_attacks_resumes_with_the_methods_own(tmp_path, fast_data):
+    TinyMethod.crash_at = 3
+    out = tmp_path / "m.pt"
+    with pytest.raises(RuntimeError):
+        train(TinyMethod, profile="tiny", steps=4, out=out, progress=False, workers=0,
+              validate_every=2)
+    state = torch.load(state_path(out), weights_only=True)
+    del state["settings"]["train_attacks"]  # as written before the set was recorded
+    torch.save(state, state_path(out))
+    TinyMethod.crash_at, TinyMethod.calls = None, 0
+    with pytest.raises(BenchError, match="train_attacks"):
+        train(TinyMethod, profile="tiny", steps=4, out=out, progress=False, workers=0,
+              validate_every=2, train_attacks=("blur",))
+    train(TinyMethod, profile="tiny", steps=4, out=out, progress=False, workers=0,
+          validate_every=2)
+    assert TinyMethod.calls == 2
+
+
 class _ConstantShift(TrainableMethod):
     """Adds 2/255 to every pixel; extracts a grey logo (closed-form PSNRs)."""
 
@@ -382,6 +442,9 @@ def test_cli_reports_an_untrainable_method(capsys):
                                       "4", "--no-resume", "--batch-size", "3", "--lr", "1e-3"])
     assert (args.steps, args.frames, args.no_resume, args.batch_size, args.lr) == \
         (5, 4, True, 3, 1e-3)
+    assert main(["train", "--method", "all", "--profile", "tiny", "--train-attacks", "blur",
+                 "--quiet"]) == 2
+    assert "--train-attacks replaces one method's" in capsys.readouterr().err
     args = build_parser().parse_args(["fit-proxy", "--profile", "tiny", "--clips", "4",
                                       "--epochs", "2"])
     assert (args.profile, args.clips, args.epochs) == ("tiny", 4, 2)

@@ -23,7 +23,13 @@ from bench.train.loop import (
 
 
 def _cmd_train(args) -> int:
+    train_attacks = None
+    if args.train_attacks is not None:
+        train_attacks = tuple(a.strip() for a in args.train_attacks.split(",") if a.strip())
     if is_campaign(args.method):
+        if train_attacks is not None:
+            raise BenchError("--train-attacks replaces one method's training attacks; a "
+                             f"campaign ({args.method!r}) trains each with its own")
         return run_campaign(args)
     if args.jobs != 1:
         raise BenchError(f"--jobs trains the methods of a campaign side by side (--method "
@@ -38,7 +44,7 @@ def _cmd_train(args) -> int:
                      max_seconds=None if args.minutes is None else 60.0 * args.minutes,
                      stop_after=args.stop_after, resume_from=args.resume,
                      clean_steps=args.clean_steps, ramp_steps=args.ramp_steps,
-                     validate_every=args.validate_every)
+                     validate_every=args.validate_every, train_attacks=train_attacks)
     except KeyboardInterrupt:
         print("interrupted: rerun the same command to resume from the last validation",
               file=sys.stderr)
@@ -153,6 +159,10 @@ def add_train_parser(subparsers) -> None:
     q.add_argument("--validate-every", type=int, default=None, metavar="N",
                    help="steps between validations and resumable states (default: a tenth "
                         "of --steps, at least 50)")
+    q.add_argument("--train-attacks", default=None, metavar="A,B",
+                   help="training attacks in place of the method's own: registered attacks "
+                        "(their training form), h264-proxy (the learned H.264 stand-in) or "
+                        "h264-codec (real libx264 forward, the stand-in's gradient)")
     q.add_argument("--stop-after", type=int, default=None, metavar="STEP",
                    help="stop at this step of the schedule of --steps")
     q.add_argument("--minutes", type=float, default=None,

@@ -12,8 +12,10 @@ method owns its network, its losses and its noise layers (``TrainableMethod`` in
   step to step and a step's batch does not depend on the steps before it. Covers are
   quantised to 8 bits, as stored videos are.
 * **Noise layers.** One of the method's ``train_attacks`` is drawn uniformly per step; each
-  name is an attack of the registry (its ``train_form()``) or ``h264-proxy`` (the learned
-  H.264 stand-in of attacks/h264_proxy.py, fitted for the profile).
+  name is an attack of the registry (its ``train_form()``), ``h264-proxy`` (the learned
+  H.264 stand-in of attacks/h264_proxy.py, fitted for the profile) or ``h264-codec`` (the
+  real codec forward, that stand-in's gradient backward). ``train_attacks`` (``bench train
+  --train-attacks``) replaces the method's set for one run.
 * **Optimiser.** AdamW with the method's ``train_defaults`` (``lr`` and ``batch_size``
   overridable); the learning rate rises linearly from ``lr / W`` to ``lr`` over the first
   ``W = max(1, round(0.02 * steps))`` steps, then follows a cosine from ``lr`` down to
@@ -46,7 +48,7 @@ import time
 from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Callable, Optional
+from typing import Callable, Optional, Sequence
 
 import numpy as np
 import torch
@@ -201,10 +203,11 @@ def _training_attacks(names, profile: Profile) -> list[tuple[str, Callable]]:
                          "(\"identity\" for clean steps)")
     out = []
     for name in names:
-        if name == "h264-proxy":
-            from attacks.h264_proxy import proxy_h264_train_form
+        if name in ("h264-proxy", "h264-codec"):
+            from attacks.h264_proxy import codec_h264_train_form, proxy_h264_train_form
 
-            out.append((name, proxy_h264_train_form(profile)))
+            form = proxy_h264_train_form if name == "h264-proxy" else codec_h264_train_form
+            out.append((name, form(profile)))
             continue
         try:
             form = registry.get("attacks", name)().train_form()
@@ -503,6 +506,7 @@ class _Settings:
     clean_steps: int = 0
     ramp_steps: int = 0
     validation_render_seed: int = VALIDATION_RENDER_SEED
+    train_attacks: tuple = ()
 
 
 def _rng_state() -> dict:
@@ -539,7 +543,7 @@ def _save_state(path: Path, settings: _Settings, step: int, network, optimizer, 
     atomic_write_bytes(path, buffer.getvalue())
 
 
-def _load_state(path: Path, settings: _Settings) -> dict:
+def _load_state(path: Path, settings: _Settings, method_attacks: tuple) -> dict:
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:
@@ -556,6 +560,8 @@ def _load_state(path: Path, settings: _Settings) -> dict:
     saved.setdefault("ramp_steps", 0)
     # ... before the validation clips had a fixed render seed: they were rendered with the run's
     saved.setdefault("validation_render_seed", saved.get("seed"))
+    # ... before the training attacks were recorded: the method's own set was the only one
+    saved["train_attacks"] = tuple(saved.get("train_attacks", method_attacks))
     wanted["betas"] = tuple(wanted["betas"])
     diff = {k: (saved.get(k), v) for k, v in wanted.items() if saved.get(k) != v}
     if state.get("format") != STATE_FORMAT or diff:
@@ -571,7 +577,8 @@ def _load_state(path: Path, settings: _Settings) -> dict:
 def _command(settings: _Settings, defaults: dict, profile_arg: str, device: str,
              out: Path, default_out: Path, frames: Optional[int],
              init: Optional[Path] = None, plateau: Optional[float] = PLATEAU_DB,
-             stop_after: Optional[int] = None, validate_every: Optional[int] = None) -> str:
+             stop_after: Optional[int] = None, validate_every: Optional[int] = None,
+             method_attacks: tuple = ()) -> str:
     parts = ["python -m bench train", f"--method {settings.method}", f"--profile {profile_arg}",
              f"--steps {settings.steps}", f"--seed {settings.seed}"]
     if settings.batch_size != defaults["batch_size"]:
@@ -593,6 +600,8 @@ def _command(settings: _Settings, defaults: dict, profile_arg: str, device: str,
     if not settings.overfit and ((settings.clean_steps, settings.ramp_steps)
                                  != curriculum_defaults(defaults)):
         parts.append(f"--clean-steps {settings.clean_steps} --ramp-steps {settings.ramp_steps}")
+    if settings.train_attacks != tuple(method_attacks):
+        parts.append(f"--train-attacks {','.join(settings.train_attacks)}")
     if settings.overfit:
         parts.append("--overfit")
     elif (plateau or 0.0) != PLATEAU_DB:
@@ -669,7 +678,8 @@ def train(method_name, profile: str | Profile = "default", steps: Optional[int] 
           renders: Optional[int] = RENDERS_PER_PROMPT, overfit: bool = False,
           plateau_db: Optional[float] = PLATEAU_DB, max_seconds: Optional[float] = None,
           stop_after: Optional[int] = None, resume_from: Optional[Path | str] = None,
-          clean_steps: Optional[int] = None, ramp_steps: Optional[int] = None) -> Path:
+          clean_steps: Optional[int] = None, ramp_steps: Optional[int] = None,
+          train_attacks: Optional[Sequence[str]] = None) -> Path:
     """Train a method from scratch (or resume) and write its checkpoint; returns its path.
 
     ``method_name``: a registered name, or a ``TrainableMethod`` class (built as
@@ -690,6 +700,7 @@ def train(method_name, profile: str | Profile = "default", steps: Optional[int] 
     the checkpoint goes under the cache folder unless ``out`` is given). ``clean_steps``,
     ``ramp_steps``: the attack curriculum (``attack_probability``; default
     ``train_defaults["clean_steps"]`` and ``["ramp_steps"]``, else 0: attacked from step 0).
+    ``train_attacks``: training-attack names in place of the method's ``train_attacks``.
 
     Early stops (the schedule stays the one of ``steps``; the card records ``stopped``):
     ``plateau_db`` (``plateau_stop``; None or 0: off, and always off for ``overfit``);
@@ -739,12 +750,13 @@ def train(method_name, profile: str | Profile = "default", steps: Optional[int] 
                          f"{ramp_steps}")
     if overfit:  # the single-clip check measures capacity: every step clean
         clean_steps, ramp_steps = steps, 0
+    attack_names = tuple(method.train_attacks if train_attacks is None else train_attacks)
     settings = _Settings(method.name, str(method.version), prof.name, steps, int(seed),
                          batch_size, lr, float(defaults["weight_decay"]),
                          tuple(float(b) for b in defaults["betas"]), data.frames,
                          init_entry["sha256"] if init_entry else "", precision,
                          data.renders, data.overfit, clean_steps, ramp_steps,
-                         data.validation_render_seed)
+                         data.validation_render_seed, attack_names)
     default_out = user_checkpoint_path(method.name, prof.name)
     if overfit:
         from bench.core.store import default_cache_dir
@@ -755,7 +767,7 @@ def train(method_name, profile: str | Profile = "default", steps: Optional[int] 
     every = int(validate_every) if validate_every is not None else validation_interval(steps)
     if every <= 0:
         raise BenchError(f"--validate-every must be positive, got {every}")
-    attacks = _training_attacks(tuple(method.train_attacks), prof)
+    attacks = _training_attacks(attack_names, prof)
 
     network = method.network()
     if precision == "bf16":
@@ -776,7 +788,7 @@ def train(method_name, profile: str | Profile = "default", steps: Optional[int] 
     plateau = None if overfit or not plateau_db else float(plateau_db)
     start_step, history, train_seconds = 0, [], 0.0
     if state_file.is_file() and (resume or resume_from is not None):
-        state = _load_state(state_file, settings)
+        state = _load_state(state_file, settings, tuple(method.train_attacks))
         network.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
@@ -893,7 +905,8 @@ def train(method_name, profile: str | Profile = "default", steps: Optional[int] 
                             Path(init) if init is not None else None, plateau,
                             step if stopped["reason"] != "steps" and not
                             stopped["reason"].startswith("plateau") else None,
-                            None if every == validation_interval(steps) else every),
+                            None if every == validation_interval(steps) else every,
+                            tuple(method.train_attacks)),
         "torch": torch.__version__,
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
