@@ -176,13 +176,18 @@ def test_resume_after_a_crash_matches_an_uninterrupted_run(tmp_path, fast_data):
     assert card_a["history"] == card_b["history"]
 
 
-def test_resume_refuses_other_settings_unless_told(tmp_path, fast_data):
+def _crashed_run(out, **settings):
+    """A 4-step run of TinyMethod that crashes in step 3, leaving its state at step 2."""
     TinyMethod.crash_at = 3
-    out = tmp_path / "m.pt"
-    with pytest.raises(RuntimeError):
+    with pytest.raises(RuntimeError, match="simulated crash"):
         train(TinyMethod, profile="tiny", steps=4, out=out, progress=False, workers=0,
-              validate_every=2)
+              validate_every=2, **settings)
     TinyMethod.crash_at = None
+    return out
+
+
+def test_resume_refuses_other_settings_unless_told(tmp_path, fast_data):
+    out = _crashed_run(tmp_path / "m.pt")
     with pytest.raises(BenchError, match="lr"):
         train(TinyMethod, profile="tiny", steps=4, out=out, progress=False, workers=0, lr=0.5)
     TinyMethod.calls = 0
@@ -230,13 +235,8 @@ def test_train_attacks_replace_the_methods_and_are_part_of_the_resumable_setting
         return name, form
 
     monkeypatch.setattr(loop, "pick_attack", recording_pick)
-    TinyMethod.crash_at = 3
-    out = tmp_path / "m.pt"
-    with pytest.raises(RuntimeError):
-        train(TinyMethod, profile="tiny", steps=4, out=out, progress=False, workers=0,
-              validate_every=2, train_attacks=("blur",))
+    out = _crashed_run(tmp_path / "m.pt", train_attacks=("blur",))
     assert set(picked) == {"blur"}
-    TinyMethod.crash_at = None
     with pytest.raises(BenchError, match="train_attacks"):  # the method's own set differs
         train(TinyMethod, profile="tiny", steps=4, out=out, progress=False, workers=0,
               validate_every=2)
@@ -260,15 +260,11 @@ def test_train_attacks_replace_the_methods_and_are_part_of_the_resumable_setting
 
 
 def test_a_state_without_recorded_attacks_resumes_with_the_methods_own(tmp_path, fast_data):
-    TinyMethod.crash_at = 3
-    out = tmp_path / "m.pt"
-    with pytest.raises(RuntimeError):
-        train(TinyMethod, profile="tiny", steps=4, out=out, progress=False, workers=0,
-              validate_every=2)
+    out = _crashed_run(tmp_path / "m.pt")
     state = torch.load(state_path(out), weights_only=True)
     del state["settings"]["train_attacks"]  # as written before the set was recorded
     torch.save(state, state_path(out))
-    TinyMethod.crash_at, TinyMethod.calls = None, 0
+    TinyMethod.calls = 0
     with pytest.raises(BenchError, match="train_attacks"):
         train(TinyMethod, profile="tiny", steps=4, out=out, progress=False, workers=0,
               validate_every=2, train_attacks=("blur",))
