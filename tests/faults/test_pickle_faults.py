@@ -59,7 +59,7 @@ def _training_state_site(tmp_path, path):
     from bench.train.loop import _load_state
 
     with pytest.raises(BenchError, match="cannot be read"):
-        _load_state(path, None)
+        _load_state(path, None, ())
 
 
 def _lpips_sites(tmp_path, path, monkeypatch):
