@@ -404,14 +404,13 @@ def proxy_h264_train_form(profile: str | Profile = "default",
     return h264_proxy
 
 
-@lru_cache(maxsize=8)
 def _proxy_target(name: str, path: Optional[str]) -> tuple[int, str]:
-    """``(crf, preset)`` of the codec the proxy of ``name`` (or the file ``path``) was fitted to."""
-    from bench.core.checkpoints import load_checkpoint
+    """``(crf, preset)`` of the codec the proxy of ``name`` (or the file ``path``) was fitted
+    to, from its card."""
+    from bench.core.checkpoints import load_card
 
     file = Path(path) if path is not None else proxy_path(name)
-    _, card = load_checkpoint(file, fit_command(name))
-    target = (card or {}).get("target") or {}
+    target = load_card(file).get("target") or {}
     if "crf" not in target or "preset" not in target:
         raise BenchError(f"{file}: its card does not name the codec it was fitted to "
                          f"(target crf and preset); refit it with `{fit_command(name)}`")
@@ -432,8 +431,8 @@ def codec_h264_train_form(profile: str | Profile = "default",
 
     prof = _profile(profile)
     key = str(path) if path is not None else None
-    crf, preset = _proxy_target(prof.name, key)
     _cached_proxy(prof.name, key, "cpu")
+    crf, preset = _proxy_target(prof.name, key)
 
     def h264_codec(frames: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         check_video(frames, batched=True)
