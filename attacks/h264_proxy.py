@@ -422,11 +422,11 @@ def codec_h264_train_form(profile: str | Profile = "default",
     """``(frames (B, T, 3, H, W), generator) -> frames``: forward, the real libx264 round trip
     (``attacks.h264.h264_roundtrip``) of each clip at the CRF and preset the proxy was fitted
     to and the profile's frame rate; backward, the frozen proxy's gradient
-    (``codec(x) + proxy(x) - proxy(x).detach()``).
+    (``straight_through(proxy(x), codec(x))``).
 
     The proxy and its card are loaded now (a missing one raises ``CheckpointMissing`` at once).
     """
-    from attacks import check_video
+    from attacks import check_video, straight_through
     from attacks.h264 import h264_roundtrip
 
     prof = _profile(profile)
@@ -441,6 +441,6 @@ def codec_h264_train_form(profile: str | Profile = "default",
         with torch.no_grad():
             real = torch.stack([h264_roundtrip(clip, crf, preset, prof.fps)[0]
                                 for clip in frames.detach()]).to(approx.dtype)
-        return real + (approx - approx.detach())  # forward exactly ``real``
+        return straight_through(approx, real)  # forward exactly ``real``
 
     return h264_codec
