@@ -670,3 +670,26 @@ def test_bench_train_writes_into_the_user_data_folder_not_the_packages(tmp_path,
     assert (f"python -m bench run --methods tiny-trainable --profile tiny --checkpoint "
             f"tiny-trainable={out.resolve()}") in printed
     assert str(shipped) in printed  # what bench run loads otherwise
+
+
+def test_warm_start_from_a_checkpoint_without_its_card_warns(tmp_path, fast_data):
+    """A copy of a checkpoint without its card still warm-starts, but the chain before it is
+    lost from the new card, so the user is told; with the card beside it, no warning."""
+    import shutil
+    import warnings
+
+    first = train(TinyMethod, profile="tiny", steps=2, out=tmp_path / "a.pt", progress=False,
+                  workers=0)
+    bare = tmp_path / "copy" / "a.pt"
+    bare.parent.mkdir()
+    shutil.copy(first, bare)
+    with pytest.warns(UserWarning, match="no card beside it"):
+        warm = train(TinyMethod, profile="tiny", steps=1, out=tmp_path / "b.pt",
+                     progress=False, workers=0, init=bare)
+    _, card = load_checkpoint(warm)
+    assert card["total_steps"] == 1 and card["init"]["total_steps"] is None
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        chained = train(TinyMethod, profile="tiny", steps=1, out=tmp_path / "c.pt",
+                        progress=False, workers=0, init=first)
+    assert load_checkpoint(chained)[1]["total_steps"] == 3

@@ -45,6 +45,7 @@ import os
 import random
 import sys
 import time
+import warnings
 from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -649,6 +650,11 @@ def _warm_start(method: TrainableMethod, init: Path) -> dict:
     from bench.core.weights import sha256_file
 
     state, card = load_checkpoint(init)
+    if not card:
+        warnings.warn(f"--init {init} has no card beside it: the new card records its sha256 "
+                      "but not the chain's steps, training time and validation curve before it; "
+                      "keep the card (<checkpoint stem>.card.json) next to the file to carry "
+                      "them", stacklevel=3)
     source = card.get("method")
     allowed = (method.name, *method.warm_start_from)
     if source not in (None, *allowed):
