@@ -242,7 +242,7 @@ class VideoMethodBase(TrainableMethod):
     """
 
     #: weight of the reveal loss against the stego loss (the papers' beta)
-    reveal_weight: ClassVar[float] = 0.75
+    reveal_weight: float = 0.75
     #: round the stego to 8 bits (straight-through) before the attack in training
     train_quantise: ClassVar[bool] = True
     #: how the logo becomes a frame-size secret and back (``LOGO_MAPPINGS``)

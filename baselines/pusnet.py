@@ -199,7 +199,7 @@ class PUSNet(PerFrameImageMethod):
     inference_precision = "fp32"
     train_crop = 0.5
     lambda_stego: ClassVar[float] = 1.0
-    reveal_weight: ClassVar[float] = 0.75
+    reveal_weight: float = 0.75
     lambda_denoise: ClassVar[float] = 0.25
 
     def build_network(self, profile: Profile) -> nn.Module:

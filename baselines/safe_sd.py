@@ -46,7 +46,6 @@ computed once per clip. Adam 1e-4, betas (0.5, 0.9) as the released code. No noi
 from __future__ import annotations
 
 import copy
-from typing import ClassVar
 
 import torch
 import torch.nn.functional as F
@@ -154,7 +153,7 @@ class SafeSD(PerFrameImageMethod):
     #: bf16 measured within 0.05 dB of fp32 on its shipped checkpoint (README)
     inference_precision = "bf16"
     #: the logo term against the image term (module doc: 1 : 1 cost the frame)
-    reveal_weight: ClassVar[float] = 0.25
+    reveal_weight: float = 0.25
 
     def build_network(self, profile: Profile) -> nn.Module:
         return SafeSDNetwork()

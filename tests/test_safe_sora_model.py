@@ -129,6 +129,13 @@ def test_training_losses_and_gradients(smooth_clip, block_logo):
     # both terms on [-1, 1] values, as the released code: the video term is 4x the [0, 1] MSE
     expected = 4 * losses["video_mse"] + 0.75 * losses["watermark_mse"]
     assert float(losses["loss"]) == pytest.approx(float(expected), rel=1e-5)
+    method.reveal_weight = 0.2  # what bench train --reveal-weight 0.2 sets
+    with torch.no_grad():
+        losses = method.training_losses(smooth_clip[None, :8], block_logo[None],
+                                        lambda x, g: x, torch.Generator())
+    expected = 4 * losses["video_mse"] + 0.2 * losses["watermark_mse"]
+    assert float(losses["loss"]) == pytest.approx(float(expected), rel=1e-5)
+    assert method.card()["loss"].startswith("MSE(video) + 0.2 MSE(patches")
     net = method.network()
     method.training_losses(smooth_clip[None, :8], block_logo[None], lambda x, g: x,
                            torch.Generator())["loss"].backward()

@@ -39,6 +39,7 @@ class TinyMethod(TrainableMethod):
     train_defaults = {"lr": 1e-2, "weight_decay": 0.0, "betas": (0.9, 0.999), "batch_size": 2,
                       "steps": 30}
     train_attacks = ("identity", "noise")
+    reveal_weight = 1.0
     #: training_losses raises on this call number (simulates a crash); None: never
     crash_at: Optional[int] = None
     calls = 0
@@ -80,7 +81,7 @@ class TinyMethod(TrainableMethod):
         recovered = self.extract(attack(marked, generator))
         video_mse = F.mse_loss(marked, frames)
         logo_mse = F.mse_loss(recovered, logos)
-        loss = video_mse + logo_mse
+        loss = video_mse + self.reveal_weight * logo_mse
         type(self).losses.append(float(loss.detach()))
         return {"loss": loss, "video_mse": video_mse, "logo_mse": logo_mse}
 
@@ -257,6 +258,45 @@ def test_train_attacks_replace_the_methods_and_are_part_of_the_resumable_setting
     with pytest.raises(BenchError, match="unknown attack 'no-such'"):
         train(TinyMethod, profile="tiny", steps=1, out=tmp_path / "n.pt", progress=False,
               workers=0, train_attacks=("no-such",))
+
+
+def test_reveal_weight_changes_the_loss_and_is_recorded_and_resumable(tmp_path, fast_data):
+    first_loss = {}
+    for weight in (1.0, 2.0, 4.0):  # same seed: the same weights and batch at step 0
+        TinyMethod.losses = []
+        out = train(TinyMethod, profile="tiny", steps=1, out=tmp_path / f"w{weight:g}.pt",
+                    progress=False, workers=0, reveal_weight=weight)
+        first_loss[weight] = TinyMethod.losses[0]
+        card = load_checkpoint(out)[1]
+        assert card["reveal_weight"] == weight
+        # the method's own weight is not named on the command line
+        assert ("--reveal-weight" in card["command"]) == (weight != 1.0)
+    # loss = video + w * logo is linear in w: L(4) - L(2) = 2 (L(2) - L(1))
+    assert first_loss[4.0] - first_loss[2.0] == pytest.approx(
+        2 * (first_loss[2.0] - first_loss[1.0]), rel=1e-5)
+    assert first_loss[2.0] > first_loss[1.0]
+    assert "--reveal-weight 4 " in load_checkpoint(tmp_path / "w4.pt")[1]["command"] + " "
+    TinyMethod.calls = 0
+    out = _crashed_run(tmp_path / "m.pt", reveal_weight=0.5)
+    with pytest.raises(BenchError, match="reveal_weight"):  # the method's own differs
+        train(TinyMethod, profile="tiny", steps=4, out=out, progress=False, workers=0,
+              validate_every=2)
+    TinyMethod.calls = 0
+    train(TinyMethod, profile="tiny", steps=4, out=out, progress=False, workers=0,
+          validate_every=2, reveal_weight=0.5)
+    assert TinyMethod.calls == 2 and load_checkpoint(out)[1]["reveal_weight"] == 0.5
+
+
+def test_reveal_weight_is_refused_where_the_loss_has_none_or_it_is_not_positive(
+        tmp_path, fast_data):
+    with pytest.raises(BenchError, match="no single weight"):
+        train(_ConstantShift, profile="tiny", steps=1, out=tmp_path / "s.pt",
+              progress=False, workers=0, reveal_weight=0.5)
+    for bad in (0.0, -1.0, float("nan"), float("inf")):
+        with pytest.raises(BenchError, match="positive"):
+            train(TinyMethod, profile="tiny", steps=1, out=tmp_path / "t.pt",
+                  progress=False, workers=0, reveal_weight=bad)
+    assert not (tmp_path / "t.pt").exists()
 
 
 def test_a_state_without_recorded_attacks_resumes_with_the_methods_own(tmp_path, fast_data):
@@ -441,6 +481,12 @@ def test_cli_reports_an_untrainable_method(capsys):
     assert main(["train", "--method", "all", "--profile", "tiny", "--train-attacks", "blur",
                  "--quiet"]) == 2
     assert "--train-attacks replaces one method's" in capsys.readouterr().err
+    assert main(["train", "--method", "udh,pusnet", "--profile", "tiny", "--reveal-weight",
+                 "0.5", "--quiet"]) == 2
+    assert "--reveal-weight changes one method's loss" in capsys.readouterr().err
+    args = build_parser().parse_args(["train", "--method", "safe-sora", "--reveal-weight",
+                                      "0.19"])
+    assert args.reveal_weight == pytest.approx(0.19)
     args = build_parser().parse_args(["fit-proxy", "--profile", "tiny", "--clips", "4",
                                       "--epochs", "2"])
     assert (args.profile, args.clips, args.epochs) == ("tiny", 4, 2)

@@ -393,6 +393,10 @@ class TrainableMethod(Method):
     #: relatives holding every tensor of this network with its shape (tensors this network
     #: lacks are left out and listed in the card), e.g. an ablation variant from its full model
     warm_start_from: ClassVar[tuple[str, ...]] = ()
+    #: weight of the logo-recovery term against the video term in ``training_losses`` (the
+    #: papers' lambda or beta); ``bench train --reveal-weight`` sets it on the instance.
+    #: None: the method's loss has no such single weight, and the option is refused
+    reveal_weight: Optional[float] = None
 
     @classmethod
     def resolved_train_defaults(cls) -> dict:

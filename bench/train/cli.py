@@ -30,6 +30,9 @@ def _cmd_train(args) -> int:
         if train_attacks is not None:
             raise BenchError("--train-attacks replaces one method's training attacks; a "
                              f"campaign ({args.method!r}) trains each with its own")
+        if args.reveal_weight is not None:
+            raise BenchError("--reveal-weight changes one method's loss; a campaign "
+                             f"({args.method!r}) trains each with its own")
         return run_campaign(args)
     if args.jobs != 1:
         raise BenchError(f"--jobs trains the methods of a campaign side by side (--method "
@@ -44,7 +47,8 @@ def _cmd_train(args) -> int:
                      max_seconds=None if args.minutes is None else 60.0 * args.minutes,
                      stop_after=args.stop_after, resume_from=args.resume,
                      clean_steps=args.clean_steps, ramp_steps=args.ramp_steps,
-                     validate_every=args.validate_every, train_attacks=train_attacks)
+                     validate_every=args.validate_every, train_attacks=train_attacks,
+                     reveal_weight=args.reveal_weight)
     except KeyboardInterrupt:
         print("interrupted: rerun the same command to resume from the last validation",
               file=sys.stderr)
@@ -163,6 +167,11 @@ def add_train_parser(subparsers) -> None:
                    help="training attacks in place of the method's own: registered attacks "
                         "(their training form), h264-proxy (the learned H.264 stand-in) or "
                         "h264-codec (real libx264 forward, the stand-in's gradient)")
+    q.add_argument("--reveal-weight", type=float, default=None, metavar="W",
+                   help="weight of the logo-recovery term against the video term in the "
+                        "method's training loss (default: the method's, e.g. 0.75 for "
+                        "safe-sora and udh); lower favours the video's fidelity, higher the "
+                        "logo's recovery; recorded in the card")
     q.add_argument("--stop-after", type=int, default=None, metavar="STEP",
                    help="stop at this step of the schedule of --steps")
     q.add_argument("--minutes", type=float, default=None,

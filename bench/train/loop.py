@@ -508,6 +508,8 @@ class _Settings:
     ramp_steps: int = 0
     validation_render_seed: int = VALIDATION_RENDER_SEED
     train_attacks: tuple = ()
+    #: the recovery term's weight when ``--reveal-weight`` changed it; None: the method's own
+    reveal_weight: Optional[float] = None
 
 
 def _rng_state() -> dict:
@@ -563,6 +565,7 @@ def _load_state(path: Path, settings: _Settings, method_attacks: tuple) -> dict:
     saved.setdefault("validation_render_seed", saved.get("seed"))
     # ... before the training attacks were recorded: the method's own set was the only one
     saved["train_attacks"] = tuple(saved.get("train_attacks", method_attacks))
+    saved.setdefault("reveal_weight", None)  # ... before --reveal-weight existed
     wanted["betas"] = tuple(wanted["betas"])
     diff = {k: (saved.get(k), v) for k, v in wanted.items() if saved.get(k) != v}
     if state.get("format") != STATE_FORMAT or diff:
@@ -603,6 +606,8 @@ def _command(settings: _Settings, defaults: dict, profile_arg: str, device: str,
         parts.append(f"--clean-steps {settings.clean_steps} --ramp-steps {settings.ramp_steps}")
     if settings.train_attacks != tuple(method_attacks):
         parts.append(f"--train-attacks {','.join(settings.train_attacks)}")
+    if settings.reveal_weight is not None:
+        parts.append(f"--reveal-weight {settings.reveal_weight:g}")
     if settings.overfit:
         parts.append("--overfit")
     elif (plateau or 0.0) != PLATEAU_DB:
@@ -612,6 +617,25 @@ def _command(settings: _Settings, defaults: dict, profile_arg: str, device: str,
     if stop_after is not None:
         parts.append(f"--stop-after {stop_after}")
     return " ".join(parts)
+
+
+def set_reveal_weight(method: TrainableMethod, weight: Optional[float]) -> Optional[float]:
+    """Give ``method`` the recovery-term weight ``weight`` (None: keep its own); returns the
+    weight when it differs from the method's own, else None (what the settings record).
+
+    Raises BenchError for a method whose loss has no such weight, or a weight that is not a
+    positive finite number."""
+    if weight is None:
+        return None
+    own = type(method).reveal_weight
+    if own is None:
+        raise BenchError(f"--reveal-weight: {method.name}'s training loss has no single "
+                         "weight on its recovery term to change")
+    weight = float(weight)
+    if not (math.isfinite(weight) and weight > 0):
+        raise BenchError(f"--reveal-weight must be a positive number, got {weight!r}")
+    method.reveal_weight = weight
+    return None if weight == float(own) else weight
 
 
 def _curriculum_text(clean_steps: int, ramp_steps: int) -> str:
@@ -685,7 +709,8 @@ def train(method_name, profile: str | Profile = "default", steps: Optional[int] 
           plateau_db: Optional[float] = PLATEAU_DB, max_seconds: Optional[float] = None,
           stop_after: Optional[int] = None, resume_from: Optional[Path | str] = None,
           clean_steps: Optional[int] = None, ramp_steps: Optional[int] = None,
-          train_attacks: Optional[Sequence[str]] = None) -> Path:
+          train_attacks: Optional[Sequence[str]] = None,
+          reveal_weight: Optional[float] = None) -> Path:
     """Train a method from scratch (or resume) and write its checkpoint; returns its path.
 
     ``method_name``: a registered name, or a ``TrainableMethod`` class (built as
@@ -707,6 +732,8 @@ def train(method_name, profile: str | Profile = "default", steps: Optional[int] 
     ``ramp_steps``: the attack curriculum (``attack_probability``; default
     ``train_defaults["clean_steps"]`` and ``["ramp_steps"]``, else 0: attacked from step 0).
     ``train_attacks``: training-attack names in place of the method's ``train_attacks``.
+    ``reveal_weight``: the recovery term's weight in place of the method's ``reveal_weight``
+    (``set_reveal_weight``).
 
     Early stops (the schedule stays the one of ``steps``; the card records ``stopped``):
     ``plateau_db`` (``plateau_stop``; None or 0: off, and always off for ``overfit``);
@@ -757,12 +784,13 @@ def train(method_name, profile: str | Profile = "default", steps: Optional[int] 
     if overfit:  # the single-clip check measures capacity: every step clean
         clean_steps, ramp_steps = steps, 0
     attack_names = tuple(method.train_attacks if train_attacks is None else train_attacks)
+    reveal_weight = set_reveal_weight(method, reveal_weight)
     settings = _Settings(method.name, str(method.version), prof.name, steps, int(seed),
                          batch_size, lr, float(defaults["weight_decay"]),
                          tuple(float(b) for b in defaults["betas"]), data.frames,
                          init_entry["sha256"] if init_entry else "", precision,
                          data.renders, data.overfit, clean_steps, ramp_steps,
-                         data.validation_render_seed, attack_names)
+                         data.validation_render_seed, attack_names, reveal_weight)
     default_out = user_checkpoint_path(method.name, prof.name)
     if overfit:
         from bench.core.store import default_cache_dir
@@ -885,6 +913,7 @@ def train(method_name, profile: str | Profile = "default", steps: Optional[int] 
         "batch_size": batch_size, "lr": lr,
         "weight_decay": settings.weight_decay, "betas": list(settings.betas),
         "frames": data.frames, "train_attacks": [name for name, _ in attacks],
+        "reveal_weight": method.reveal_weight,
         "precision": PRECISION_TEXT[precision],
         "curriculum": _curriculum_text(clean_steps, ramp_steps),
         "samples_per_second": (round(timed_steps * batch_size / step_seconds, 3)

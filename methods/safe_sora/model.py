@@ -60,7 +60,6 @@ __all__ = ["SafeSora", "SafeSoraConfig", "SafeSoraNetwork", "VARIANTS"]
 
 UNIT_FRAMES = 8
 LATENT_FACTOR = 8
-WATERMARK_WEIGHT = 0.75
 
 
 @dataclass(frozen=True)
@@ -190,6 +189,8 @@ class SafeSora(TrainableMethod):
                       "batch_size": 1, "frames": UNIT_FRAMES, "steps": 1500,
                       "overfit_steps": 800, "overfit_lr": 2e-3}
     train_attacks = ("identity", "erasure", "blur", "noise", "rotation", "h264-codec")
+    #: the paper's 0.75 on the patch MSE (position channel included) against the video MSE
+    reveal_weight = 0.75
     #: ablation switches of this variant (SafeSoraConfig fields)
     flags: ClassVar[dict] = {}
     #: the paper's label of the variant (the ablation table's row name)
@@ -310,7 +311,7 @@ class SafeSora(TrainableMethod):
         watermark_mse = F.mse_loss(recovered, patches)  # canvas values in [-1, 1]
         logo_mse = F.mse_loss((recovered[:, :, :3] + 1) / 2, (patches[:, :, :3] + 1) / 2)
         # the video term on [-1, 1] values like the canvas: x -> 2x - 1 scales an MSE by 4
-        return {"loss": 4 * video_mse + WATERMARK_WEIGHT * watermark_mse,
+        return {"loss": 4 * video_mse + self.reveal_weight * watermark_mse,
                 "video_mse": video_mse.detach(), "logo_mse": logo_mse.detach(),
                 "watermark_mse": watermark_mse.detach()}
 
@@ -336,7 +337,7 @@ class SafeSora(TrainableMethod):
             "degradation": "one attack per step drawn uniformly (H.264 1/6 of steps: real "
                            "libx264 forward, the fitted proxy's gradient backward); "
                            "per clip rather than per frame",
-            "loss": f"MSE(video) + {WATERMARK_WEIGHT} MSE(patches incl. position channel), "
+            "loss": f"MSE(video) + {self.reveal_weight:g} MSE(patches incl. position channel), "
                     "both on [-1, 1] values",
             "output_layer_init": f"N(0, {HEAD_INIT_STD}^2) weights, zero bias (the paper: zero; "
                                  "from zero the residual stays below the 8-bit step within a "
