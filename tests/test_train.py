@@ -275,7 +275,7 @@ def test_reveal_weight_changes_the_loss_and_is_recorded_and_resumable(tmp_path, 
     assert first_loss[4.0] - first_loss[2.0] == pytest.approx(
         2 * (first_loss[2.0] - first_loss[1.0]), rel=1e-5)
     assert first_loss[2.0] > first_loss[1.0]
-    assert "--reveal-weight 4 " in load_checkpoint(tmp_path / "w4.pt")[1]["command"] + " "
+    assert "--reveal-weight 4.0 " in load_checkpoint(tmp_path / "w4.pt")[1]["command"] + " "
     TinyMethod.calls = 0
     out = _crashed_run(tmp_path / "m.pt", reveal_weight=0.5)
     with pytest.raises(BenchError, match="reveal_weight"):  # the method's own differs

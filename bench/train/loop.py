@@ -607,7 +607,7 @@ def _command(settings: _Settings, defaults: dict, profile_arg: str, device: str,
     if settings.train_attacks != tuple(method_attacks):
         parts.append(f"--train-attacks {','.join(settings.train_attacks)}")
     if settings.reveal_weight is not None:
-        parts.append(f"--reveal-weight {settings.reveal_weight:g}")
+        parts.append(f"--reveal-weight {settings.reveal_weight!r}")
     if settings.overfit:
         parts.append("--overfit")
     elif (plateau or 0.0) != PLATEAU_DB:
