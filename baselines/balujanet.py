@@ -72,8 +72,9 @@ class BalujaNet(PerFrameImageMethod):
     train_defaults = {"lr": 1e-3, "betas": (0.5, 0.999), "weight_decay": 1e-5,
                       "batch_size": 2, "frames": 2, "steps": 5000, "precision": "bf16"}
     train_attacks = ("identity",)
-    #: fp32: bf16 was within 0.05 dB of fp32 up to the 13,660-step checkpoint; the 25,660-
-    #: and 40,660-step ones miss it (mean |ΔW-PSNR| 0.055 and 0.052 dB, first 4 videos; README)
+    #: fp32: bf16 was within 0.05 dB of fp32 up to the 13,660-step checkpoint; the 25,660-,
+    #: 40,660- and 45,060-step ones miss it (mean |ΔW-PSNR| 0.055, 0.052 and 0.083 dB, first
+    #: 4 videos; README)
     inference_precision = "fp32"
     train_crop = 0.5
 
