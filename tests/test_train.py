@@ -23,6 +23,7 @@ from bench.train.loop import (
     TrainingData,
     derive_seed,
     lr_factor,
+    pace_note,
     state_path,
     train,
     validate,
@@ -142,6 +143,25 @@ def test_loss_decreases(tmp_path, fast_data):
     assert len(losses) == 30
     assert np.mean(losses[-5:]) < 0.6 * np.mean(losses[:5])
     assert out.is_file() and not state_path(out).exists()
+
+
+def test_pace_note_closed_forms():
+    assert pace_note(770.0, 200, 2200) == "3.85 s a step, about 2 h 21 min to go"  # 8,470 s
+    assert pace_note(30.0, 10, 5) == "3.00 s a step, about 0 min to go"
+    assert pace_note(600.0, 100, 20) == "6.00 s a step, about 2 min to go"
+    assert pace_note(12.0, 4, 0) == "3.00 s a step"
+
+
+def test_quiet_lines_name_the_method_and_give_the_pace(tmp_path, fast_data, capsys):
+    """A campaign's runs print into one stream: every line says whose it is."""
+    train(TinyMethod, profile="tiny", steps=4, out=tmp_path / "m.pt", progress=False,
+          workers=0, validate_every=2)
+    lines = capsys.readouterr().err.splitlines()
+    validations = [ln for ln in lines if "validation W-PSNR" in ln]
+    assert [ln.split(":")[0] for ln in validations] == ["tiny-trainable"] * 2
+    assert validations[0].startswith("tiny-trainable: step 2/4: validation W-PSNR ")
+    assert "s a step, about " in validations[0] and validations[1].endswith(" s a step")
+    assert all(ln.startswith("tiny-trainable: ") for ln in lines)
 
 
 def test_same_seed_same_weights_other_seed_other_weights(tmp_path, fast_data):

@@ -645,6 +645,17 @@ def _curriculum_text(clean_steps: int, ramp_steps: int) -> str:
             f"{ramp_steps} steps")
 
 
+def pace_note(seconds: float, steps_done: int, steps_left: int) -> str:
+    """This sitting's pace, validations included, and the time the rest takes at that pace:
+    ``pace_note(770, 200, 2200)`` -> ``'3.85 s a step, about 2 h 21 min to go'``."""
+    per_step = seconds / max(steps_done, 1)
+    left = round(per_step * steps_left / 60)
+    hours, minutes = divmod(left, 60)
+    to_go = f"{hours} h {minutes} min" if hours else f"{minutes} min"
+    return f"{per_step:.2f} s a step, about {to_go} to go" if steps_left else \
+        f"{per_step:.2f} s a step"
+
+
 def plateau_stop(history: list[dict], min_gain_db: float,
                  window: float = PLATEAU_WINDOW, min_steps: int = PLATEAU_MIN_STEPS,
                  min_validations: int = PLATEAU_MIN_VALIDATIONS) -> bool:
@@ -834,7 +845,7 @@ def train(method_name, profile: str | Profile = "default", steps: Optional[int] 
     if precision_note:
         log.write(precision_note)
     if start_step:
-        log.write(f"resuming {method.name} from step {start_step} ({state_file})")
+        log.write(f"resuming from step {start_step} ({state_file})")
     missing = data.missing_renders(start_step, int(stop_after or steps), batch_size)
     if missing:  # rendered ahead, in parallel, outside the time budget
         warm_began = time.perf_counter()
@@ -880,7 +891,9 @@ def train(method_name, profile: str | Profile = "default", steps: Optional[int] 
             history.append({"step": step, **scores, "loss": _scalar(loss),
                             "lr": float(scheduler.get_last_lr()[0])})
             log.write(f"step {step}/{steps}: validation W-PSNR {scores['w_psnr']:.2f} dB, "
-                      f"V-PSNR {scores['v_psnr']:.2f} dB")
+                      f"V-PSNR {scores['v_psnr']:.2f} dB; "
+                      + pace_note(time.perf_counter() - sitting_began, step - start_step,
+                                  last - step))
             flat = plateau is not None and plateau_stop(
                 history, plateau, min_steps=PLATEAU_MIN_STEPS,
                 min_validations=PLATEAU_MIN_VALIDATIONS)
@@ -965,6 +978,7 @@ class _Logger:
 
     def __init__(self, enabled: bool, total: int, initial: int, name: str):
         self.bar = None
+        self.name = name
         self.smooth: dict[str, float] = {}
         if enabled:
             from tqdm import tqdm
@@ -985,11 +999,12 @@ class _Logger:
                              refresh=False)
 
     def write(self, text: str) -> None:
-        """Validation lines and notices: printed with or without the bar."""
+        """Validation lines and notices: printed with or without the bar; without it each
+        line opens with the method's name (a campaign's runs share one stream)."""
         if self.bar is not None:
             self.bar.write(text, file=sys.stderr)
         else:
-            print(text, file=sys.stderr, flush=True)
+            print(f"{self.name}: {text}", file=sys.stderr, flush=True)
 
     def close(self) -> None:
         if self.bar is not None:
