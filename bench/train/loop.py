@@ -649,11 +649,12 @@ def pace_note(seconds: float, steps_done: int, steps_left: int) -> str:
     """This sitting's pace, validations included, and the time the rest takes at that pace:
     ``pace_note(770, 200, 2200)`` -> ``'3.85 s a step, about 2 h 21 min to go'``."""
     per_step = seconds / max(steps_done, 1)
-    left = round(per_step * steps_left / 60)
-    hours, minutes = divmod(left, 60)
+    pace = f"{per_step:.2f} s a step"
+    if not steps_left:
+        return pace
+    hours, minutes = divmod(round(per_step * steps_left / 60), 60)
     to_go = f"{hours} h {minutes} min" if hours else f"{minutes} min"
-    return f"{per_step:.2f} s a step, about {to_go} to go" if steps_left else \
-        f"{per_step:.2f} s a step"
+    return f"{pace}, about {to_go} to go"
 
 
 def plateau_stop(history: list[dict], min_gain_db: float,
